@@ -1,0 +1,311 @@
+"""The campaign spec: one YAML file per campaign (DESIGN.md §1).
+
+The pydantic model is the contract. ``load_spec`` turns a file into a
+``CampaignSpec`` or raises ``SpecError`` whose message names the file, the
+field path and the reason. Nothing here touches the network or the disk
+beyond reading the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SPEC_SUFFIXES = (".yaml", ".yml")
+SHARE_TOLERANCE = 0.001
+_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+# Display ad sizes go from tiny mobile units to large billboards; anything
+# outside this box is a typo, not an ad.
+MIN_AD_SIDE, MAX_AD_SIDE = 10, 4000
+
+CONTENT_TYPES = (
+    "blog-post",
+    "social-post",
+    "press-release",
+    "email",
+    "case-study",
+    "whitepaper",
+    "video-script",
+    "landing-copy",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Brand(_Strict):
+    name: str = Field(min_length=1)
+    primary_color: str = Field(default="#0B5FFF", pattern=r"^#[0-9A-Fa-f]{6}$")
+    website: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+
+class Budget(_Strict):
+    total: float = Field(gt=0)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+
+class Flight(_Strict):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Flight:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+class Channel(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    share: float = Field(gt=0, le=1)
+    dsp: Literal["amazon", "trade_desk", "dv360"] | None = None
+
+
+class Vector(_Strict):
+    stakeholder_group: str = Field(min_length=1)
+    timing: str = Field(default="", max_length=80)
+    content_types: list[Literal[CONTENT_TYPES]] = Field(min_length=1)  # type: ignore[valid-type]
+
+    @field_validator("content_types")
+    @classmethod
+    def _unique_types(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("content types repeat")
+        return value
+
+
+class TaskSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    notes: str = ""
+    offset_days: int = Field(ge=-365, le=730)
+
+
+class CampaignSpec(_Strict):
+    id: str = Field(pattern=CAMPAIGN_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    organization: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    objective: Literal["awareness", "consideration", "conversion"]
+    pattern: str = Field(default="TRADITIONAL", pattern=r"^[A-Z][A-Z_]*$")
+    audience: str = Field(min_length=1)
+    tone: str = "professional"
+    brand: Brand
+    budget: Budget
+    flight: Flight
+    channels: list[Channel] = Field(min_length=1)
+    vectors: list[Vector] = Field(min_length=1)
+    creative_sizes: list[str] = Field(min_length=1)
+    tasks: Literal["default"] | list[TaskSpec] = "default"
+
+    @field_validator("channels")
+    @classmethod
+    def _shares_sum_to_one(cls, channels: list[Channel]) -> list[Channel]:
+        names = [c.name for c in channels]
+        if len(set(names)) != len(names):
+            raise ValueError("channel names repeat")
+        total = sum(c.share for c in channels)
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise ValueError(f"channel shares sum to {total:.4f}, expected 1 (±{SHARE_TOLERANCE})")
+        return channels
+
+    @field_validator("vectors")
+    @classmethod
+    def _unique_groups(cls, vectors: list[Vector]) -> list[Vector]:
+        groups = [slugify(v.stakeholder_group) for v in vectors]
+        if len(set(groups)) != len(groups):
+            raise ValueError("stakeholder groups repeat")
+        return vectors
+
+    @field_validator("creative_sizes")
+    @classmethod
+    def _valid_sizes(cls, sizes: list[str]) -> list[str]:
+        for size in sizes:
+            parse_size(size)
+        if len(set(sizes)) != len(sizes):
+            raise ValueError("creative sizes repeat")
+        return sizes
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, tasks: str | list[TaskSpec]) -> str | list[TaskSpec]:
+        if isinstance(tasks, list):
+            slugs = [slugify(t.name) for t in tasks]
+            if len(set(slugs)) != len(slugs):
+                raise ValueError("task names repeat")
+        return tasks
+
+    # ---- derived views -------------------------------------------------
+    @property
+    def dsp_channels(self) -> list[Channel]:
+        return [c for c in self.channels if c.dsp]
+
+    def launch_tasks(self) -> list[PlannedTask]:
+        """The project plan: the explicit task list, or the default 13-task plan."""
+        tasks = DEFAULT_TASKS if self.tasks == "default" else self.tasks
+        return [
+            PlannedTask(
+                key=slugify(t.name),
+                name=t.name,
+                notes=t.notes,
+                due_on=self.flight.start + dt.timedelta(days=t.offset_days),
+            )
+            for t in tasks
+        ]
+
+    def content_matrix(self) -> list[tuple[Vector, str]]:
+        return [(v, ct) for v in self.vectors for ct in v.content_types]
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    key: str
+    name: str
+    notes: str
+    due_on: dt.date
+
+
+DEFAULT_TASKS: tuple[TaskSpec, ...] = tuple(
+    TaskSpec(name=name, notes=notes, offset_days=offset)
+    for name, notes, offset in (
+        ("Kickoff meeting", "Align owners, goals and KPIs for the campaign.", -42),
+        ("Finalize brief", "Sign off the campaign brief with stakeholders.", -35),
+        ("Approve media plan", "Confirm channel budgets and weekly pacing.", -30),
+        ("Creative concepts", "Agree concepts and headlines for every ad size.", -28),
+        ("Produce creatives", "Render and review all ad sizes.", -21),
+        ("Write content pieces", "Draft content for every stakeholder vector.", -21),
+        ("Legal and brand review", "Review claims, trademarks and brand usage.", -14),
+        ("Build landing page", "Publish the landing page and tracking.", -10),
+        ("Traffic DSP line items", "Set up line items and pacing in each DSP.", -5),
+        ("QA tracking and links", "Verify pixels, UTM parameters and links.", -3),
+        ("Launch", "Campaign goes live.", 0),
+        ("Mid-flight optimization", "Rebalance budget toward the best channels.", 21),
+        ("Wrap-up report", "Summarize results and learnings.", 60),
+    )
+)
+
+
+class SpecError(Exception):
+    """A spec that cannot be used. ``errors`` holds (field path, reason) pairs."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]):
+        self.source = source
+        self.errors = errors
+        lines = [f"{source}: invalid campaign spec"]
+        lines += [f"  {path or '<file>'}: {reason}" for path, reason in errors]
+        super().__init__("\n".join(lines))
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "item"
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    match = _SIZE.match(size.strip())
+    if not match:
+        raise ValueError(f"ad size {size!r} is not WIDTHxHEIGHT")
+    width, height = int(match.group(1)), int(match.group(2))
+    for side in (width, height):
+        if not MIN_AD_SIDE <= side <= MAX_AD_SIDE:
+            raise ValueError(
+                f"ad size {size!r} is impossible: each side must be {MIN_AD_SIDE}..{MAX_AD_SIDE} px"
+            )
+    return width, height
+
+
+def _loc(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in CONTENT_TYPES or str(part).startswith(("literal[", "list[")):
+            continue  # pydantic's union-branch labels are noise for a person
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def parse_spec(text: str, source: str = "<spec>") -> CampaignSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(source, [("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(data, dict):
+        raise SpecError(source, [("", "expected a mapping of fields at the top level")])
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            reason = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                reason = "unknown field"
+            errors.append((_loc(err["loc"]), reason))
+        # A union (tasks) reports one error per branch; keep each once.
+        raise SpecError(source, list(dict.fromkeys(errors))) from None
+
+
+def load_spec(path: str | Path) -> CampaignSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), [("", f"cannot read file: {exc}")]) from None
+    spec = parse_spec(text, str(path))
+    if path.stem != spec.id:
+        raise SpecError(str(path), [("id", f"{spec.id!r} must match the file name {path.stem!r}")])
+    return spec
+
+
+def spec_hash(spec: CampaignSpec) -> str:
+    """Stable hash of the validated content (formatting and comments do not count)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    path: Path
+    spec: CampaignSpec | None
+    error: SpecError | None
+
+
+def scan_campaigns(folder: str | Path) -> list[SpecFile]:
+    """Every spec file in the folder, valid or not, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()):
+        try:
+            found.append(SpecFile(path, load_spec(path), None))
+        except SpecError as exc:
+            found.append(SpecFile(path, None, exc))
+    return found
+
+
+def find_spec_path(folder: str | Path, campaign_id: str) -> Path:
+    for suffix in SPEC_SUFFIXES:
+        path = Path(folder) / f"{campaign_id}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no spec for campaign {campaign_id!r} in {folder}")
