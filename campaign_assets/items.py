@@ -1,0 +1,180 @@
+"""Item fan-out over the ledger: exactly once, retry only what failed (DESIGN.md §4, §6).
+
+An asset turns its work into ``Item``s (one Asana task, one creative, one
+content piece...). ``run_items`` decides per item, from the ledger, whether to
+reuse, update, reconcile or create it, runs the vendor calls as asyncio tasks,
+and records each outcome. An item that fails never sinks its siblings: it is
+recorded as failed with its reason and retried by the next materialization.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from campaign_assets.ledger import Ledger, LedgerRow, Scope
+
+Action = Literal["created", "reused", "updated", "failed"]
+ACTIONS: tuple[Action, ...] = ("created", "reused", "updated", "failed")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One unit of outside work. ``content`` is everything the vendor object
+    is built from: when its hash changes, the object is updated."""
+
+    key: str
+    content: Mapping[str, Any]
+
+    @property
+    def content_hash(self) -> str:
+        blob = json.dumps(self.content, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class VendorRef:
+    """What a vendor gave back: its id, a URL a person can open, and the
+    payload downstream assets need (kept in the ledger for reuse)."""
+
+    vendor_id: str
+    url: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a create needs besides the item: the marker to write into the
+    vendor object, and whether an earlier attempt may have left objects
+    behind (ledger row pending or failed), in which case each vendor object
+    is looked up by its marker before it is created."""
+
+    marker: str
+    recovering: bool
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    key: str
+    action: Action
+    ref: VendorRef | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.action != "failed"
+
+
+@dataclass(frozen=True)
+class ItemReport:
+    """The outcome of one fan-out, in item order."""
+
+    service: str
+    results: tuple[ItemResult, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counter = Counter(r.action for r in self.results)
+        return {a: counter.get(a, 0) for a in ACTIONS}
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        return [(r.key, r.error or "unknown error") for r in self.results if not r.ok]
+
+    @property
+    def succeeded(self) -> list[ItemResult]:
+        return [r for r in self.results if r.ok]
+
+    def ref(self, key: str) -> VendorRef | None:
+        return next((r.ref for r in self.results if r.key == key and r.ok), None)
+
+    def __add__(self, other: ItemReport) -> ItemReport:
+        return ItemReport(self.service if self.service == other.service else "mixed", self.results + other.results)
+
+
+Create = Callable[[Item, Attempt], Awaitable[VendorRef]]
+Update = Callable[[Item, VendorRef, Attempt], Awaitable[VendorRef]]
+LibraryRow = Callable[[Item, VendorRef], Mapping[str, Any]]
+
+
+def _ref(row: LedgerRow) -> VendorRef:
+    return VendorRef(vendor_id=row.vendor_id or "", url=row.url, data=row.payload)
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}"[:1000]
+
+
+async def run_items(
+    ledger: Ledger,
+    scope: Scope,
+    service: str,
+    items: Iterable[Item],
+    *,
+    create: Create,
+    update: Update | None = None,
+    library_row: LibraryRow | None = None,
+    concurrency: int = 64,
+) -> ItemReport:
+    """Bring every item to "exists with this content", at most once each.
+
+    - ledger says created, same content hash: reused, no vendor call;
+    - created, content changed: ``update`` (or reused if the vendor object
+      cannot change, when ``update`` is None);
+    - otherwise: mark pending, ``create``, record. When the row was pending
+      or failed, ``create`` runs with ``recovering=True`` and adopts what an
+      earlier attempt committed (found by marker) instead of creating it twice.
+
+    The vendor clients cap their own calls; ``concurrency`` only bounds how
+    many items are in progress at once.
+    """
+    items = list(items)
+    keys = [i.key for i in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate item keys in {scope.asset}: {keys}")
+    existing = ledger.rows(scope)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(item: Item) -> ItemResult:
+        async with gate:
+            try:
+                return await _bring(item, existing.get(item.key))
+            except Exception as exc:  # an item failure never sinks its siblings
+                error = describe_error(exc)
+                ledger.record_failure(scope, item.key, service, item.content_hash, error)
+                return ItemResult(item.key, "failed", error=error)
+
+    async def _bring(item: Item, row: LedgerRow | None) -> ItemResult:
+        digest = item.content_hash
+        if row is not None and row.status == "created":
+            if row.content_hash == digest or update is None:
+                return ItemResult(item.key, "reused", _ref(row))
+            ref = await update(item, _ref(row), Attempt(row.marker, recovering=False))
+            return _record(item, "updated", ref)
+        attempt = Attempt(scope.marker(item.key), recovering=row is not None and row.status in ("pending", "failed"))
+        ledger.mark_pending(scope, item.key, service, digest)
+        ref = await create(item, attempt)
+        return _record(item, "created", ref)
+
+    def _record(item: Item, action: Action, ref: VendorRef) -> ItemResult:
+        ledger.record_success(
+            scope,
+            item.key,
+            service,
+            action=action,
+            vendor_id=ref.vendor_id,
+            url=ref.url,
+            content_hash=item.content_hash,
+            payload=ref.data,
+            library_row=library_row(item, ref) if library_row else None,
+        )
+        return ItemResult(item.key, action, ref)
+
+    results = await asyncio.gather(*(one(i) for i in items))
+    return ItemReport(service, tuple(results))
