@@ -1,0 +1,141 @@
+"""The service protocol: one ConfigurableResource per outside service (DESIGN.md §3).
+
+A resource *is* the client. ``session()`` opens one per step: the HTTP
+backend (one ``httpx.AsyncClient`` under the shared HTTP layer) when a token
+is configured, the local backend otherwise. Both backends expose the same
+typed async methods, so assets never know which one ran, except through
+``client.backend`` which they put in metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import dagster as dg
+from pydantic import Field
+
+from campaign_assets.logic.render import write_text
+from campaign_assets.services.http import HttpSession, RetryPolicy, ServiceStats
+
+
+class LocalClient:
+    """Base of every local backend: files under the campaign's workspace folder."""
+
+    backend: ClassVar[str] = "local"
+
+    def __init__(self, service: str, out_dir: Path):
+        self.service = service
+        self.out_dir = out_dir
+        self.stats = ServiceStats(service=service)
+
+    @asynccontextmanager
+    async def call(self, operation: str) -> AsyncIterator[None]:
+        """Count a local 'call' like an HTTP one, so metadata reads the same."""
+        start = time.monotonic()
+        self.stats.calls += 1
+        try:
+            yield
+        except Exception:
+            self.stats.record_failure("permanent")
+            raise
+        else:
+            self.stats.successes += 1
+        finally:
+            self.stats.record_attempt(start, time.monotonic())
+
+    # A tiny object store for vendors whose objects are records (Asana,
+    # Canva, DSPs, Slack): one JSON file per object, so concurrent steps never
+    # write the same file.
+    def _object_path(self, kind: str, object_id: str) -> Path:
+        return self.out_dir / self.service / kind / f"{object_id}.json"
+
+    def put(self, kind: str, object_id: str, record: Mapping[str, Any]) -> None:
+        write_text(self._object_path(kind, object_id), json.dumps(record, indent=2, default=str))
+
+    def get(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        path = self._object_path(kind, object_id)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        folder = self.out_dir / self.service / kind
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+    def remove(self, kind: str, object_id: str) -> None:
+        self._object_path(kind, object_id).unlink(missing_ok=True)
+
+    def find(self, kind: str, marker: str) -> dict[str, Any] | None:
+        return next((r for r in self.all(kind) if r.get("marker") == marker), None)
+
+
+class HttpClient:
+    """Base of every HTTP backend: typed methods over one ``HttpSession``."""
+
+    backend: ClassVar[str] = "http"
+
+    def __init__(self, http: HttpSession):
+        self.http = http
+        self.service = http.service
+        self.stats = http.stats
+
+
+class ServiceResource(dg.ConfigurableResource):
+    """Configuration shared by every service. Secrets arrive only through
+    ``dg.EnvVar``; with no ``api_key`` the local backend runs."""
+
+    SERVICE: ClassVar[str] = ""
+    DEFAULT_BASE_URL: ClassVar[str] = ""
+    DEFAULT_CAP: ClassVar[int] = 4
+
+    base_url: str | None = Field(default=None, description="Vendor API base URL; the vendor's own when unset.")
+    api_key: str | None = Field(default=None, description="Token (set through EnvVar). Unset: local backend.")
+    max_concurrency: int | None = Field(default=None, description="Calls in flight at once within a step.")
+    timeout_s: float = Field(default=120.0, description="Per-request timeout in seconds.")
+    max_attempts: int = Field(default=6, description="Attempts per call on retryable errors.")
+    backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles per attempt, with jitter.")
+
+    @property
+    def backend(self) -> str:
+        return "http" if self.api_key else "local"
+
+    @property
+    def cap(self) -> int:
+        return self.max_concurrency or self.DEFAULT_CAP
+
+    # ---- subclasses provide the two backends -------------------------------
+    def local_client(self, out_dir: Path) -> Any:
+        raise NotImplementedError
+
+    def http_client(self, http: HttpSession) -> Any:
+        raise NotImplementedError
+
+    def auth_headers(self) -> Mapping[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def vendor_profile(self) -> Any:
+        return None
+
+    # ---- the one entry point assets use -------------------------------------
+    @asynccontextmanager
+    async def session(self, out_dir: Path) -> AsyncIterator[Any]:
+        if self.backend == "local":
+            out_dir.mkdir(parents=True, exist_ok=True)
+            yield self.local_client(out_dir)
+            return
+        policy = RetryPolicy(
+            max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s, timeout_s=self.timeout_s
+        )
+        async with HttpSession(
+            service=self.SERVICE,
+            base_url=(self.base_url or self.DEFAULT_BASE_URL).rstrip("/"),
+            headers=self.auth_headers(),
+            secrets=[self.api_key or ""],
+            cap=self.cap,
+            policy=policy,
+            profile=self.vendor_profile(),
+        ) as http:
+            yield self.http_client(http)
