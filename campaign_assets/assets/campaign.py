@@ -1,0 +1,317 @@
+"""The campaign graph (DESIGN.md §2): one partition per campaign.
+
+Each asset reads like a row of the design table: what it needs, which
+services it calls, what it hands on. The work itself lives in
+``campaign_assets.workflows``.
+"""
+
+
+import asyncio
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from campaign_assets.assets.common import (
+    failed_check,
+    report_metadata,
+    scope,
+    service_asset,
+    service_metadata,
+    url,
+)
+from campaign_assets.logic.media_plan import build_media_plan, plan_markdown, plan_total_cents
+from campaign_assets.resources import LedgerResource, WorkspaceResource
+from campaign_assets.services.asana import AsanaResource
+from campaign_assets.services.canva import CanvaResource
+from campaign_assets.services.docs import DocsResource
+from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.images import ImagesResource
+from campaign_assets.services.llm import LLMResource
+from campaign_assets.services.sheets import SheetsResource
+from campaign_assets.services.slack import SlackResource
+from campaign_assets.spec import CampaignSpec, find_spec_path, load_spec, spec_hash
+from campaign_assets import workflows as wf
+
+
+def _result(
+    outcome: wf.Outcome, *, checks: list[dg.AssetCheckResult] = (), **metadata: Any
+):
+    meta = report_metadata(*outcome.reports) | service_metadata(outcome.clients)
+    meta |= {name: url(link) for name, link in outcome.links.items()}
+    return dg.MaterializeResult(value=outcome.value, metadata=meta | metadata, check_results=list(checks))
+
+
+@dg.asset(
+    **service_asset(
+        None,
+        group_name="campaign_inputs",
+        kinds={"yaml"},
+        description="The validated campaign spec file (CAMPAIGNS_DIR/<id>.yaml). Its data version is the spec hash.",
+    )
+)
+def campaign_spec(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource
+):
+    path = find_spec_path(workspace.campaigns_dir, context.partition_key)
+    spec = load_spec(path)
+    digest = spec_hash(spec)
+    return dg.MaterializeResult(
+        value=spec,
+        data_version=dg.DataVersion(digest),
+        metadata={
+            "path": dg.MetadataValue.path(str(path.resolve())),
+            "spec_hash": digest,
+            "organization": spec.organization,
+            "flight": f"{spec.flight.start} → {spec.flight.end}",
+            "budget": f"{spec.budget.total:,.2f} {spec.budget.currency}",
+        },
+    )
+
+
+@dg.asset(
+    **service_asset(
+        "llm",
+        group_name="planning",
+        kinds={"openai", "googledocs"},
+        description="The campaign brief, written by the LLM and published as a Google Doc (local: brief.md).",
+        check_specs=[dg.AssetCheckSpec("brief_has_required_sections", asset="campaign_brief")],
+    )
+)
+def campaign_brief(
+    campaign_spec: CampaignSpec,
+    llm: LLMResource,
+    docs: DocsResource,
+    ledger: LedgerResource,
+    workspace: WorkspaceResource,
+):
+    spec = campaign_spec
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out))
+    missing = wf.missing_sections(outcome.value["markdown"]) if outcome.value else list(wf.BRIEF_SECTIONS)
+    check = dg.AssetCheckResult(
+        check_name="brief_has_required_sections",
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"missing": dg.MetadataValue.json(missing)},
+    )
+    preview = outcome.value["markdown"] if outcome.value else "(no brief)"
+    return _result(outcome, checks=[check], preview=dg.MetadataValue.md(preview))
+
+
+@dg.asset(
+    **service_asset(
+        "sheets",
+        group_name="planning",
+        kinds={"pandas", "googlesheets"},
+        description="Channel x week budget (a pandas DataFrame), published to a Google Sheet (local: media_plan.csv).",
+        check_specs=[dg.AssetCheckSpec("media_plan_sums_to_budget", asset="media_plan")],
+    )
+)
+def media_plan(
+    campaign_spec: CampaignSpec, sheets: SheetsResource, ledger: LedgerResource, workspace: WorkspaceResource
+):
+    spec = campaign_spec
+    plan = build_media_plan(spec)
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    outcome = asyncio.run(wf.publish_media_plan(spec, plan, sheets, ledger.open(), out))
+    expected = round(spec.budget.total * 100)
+    actual = plan_total_cents(plan)
+    check = dg.AssetCheckResult(
+        check_name="media_plan_sums_to_budget",
+        passed=actual == expected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"plan_cents": actual, "budget_cents": expected},
+    )
+    return _result(
+        outcome,
+        checks=[check],
+        preview=dg.MetadataValue.md(plan_markdown(plan, spec.budget.currency)),
+        **{"dagster/row_count": len(plan)},
+    )
+
+
+@dg.asset(
+    **service_asset(
+        "asana",
+        group_name="planning",
+        kinds={"asana"},
+        description="The launch plan as an Asana project with one task per milestone, due dates from the flight.",
+        check_specs=[dg.AssetCheckSpec("all_tasks_created", asset="project_tasks")],
+    )
+)
+def project_tasks(
+    campaign_spec: CampaignSpec, asana: AsanaResource, ledger: LedgerResource, workspace: WorkspaceResource
+):
+    spec = campaign_spec
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    outcome = asyncio.run(wf.make_project(spec, asana, ledger.open(), out))
+    tasks = outcome.reports[-1]
+    return _result(outcome, checks=[failed_check("all_tasks_created", tasks, "tasks")], **{"dagster/row_count": len(tasks.succeeded)})
+
+
+@dg.asset(
+    **service_asset(
+        "images",
+        group_name="creative",
+        kinds={"openai", "canva", "pillow"},
+        description="One display creative per ad size: generated background, composed with Pillow at the exact "
+        "pixel size, uploaded to Canva as a design (local: creatives/<size>.png).",
+        check_specs=[dg.AssetCheckSpec("all_creatives_produced", asset="creatives")],
+    )
+)
+def creatives(
+    campaign_spec: CampaignSpec,
+    images: ImagesResource,
+    canva: CanvaResource,
+    ledger: LedgerResource,
+    workspace: WorkspaceResource,
+):
+    spec = campaign_spec
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    outcome = asyncio.run(wf.make_creatives(spec, images, canva, ledger.open(), out))
+    check = failed_check("all_creatives_produced", outcome.reports[0], "creatives")
+    sizes = ", ".join(c["size"] for c in outcome.value)
+    return _result(outcome, checks=[check], sizes=sizes or "—", **{"dagster/row_count": len(outcome.value)})
+
+
+@dg.asset(
+    **service_asset(
+        "llm",
+        group_name="content",
+        kinds={"openai"},
+        description="One content piece per stakeholder vector x content type, written by the LLM from the brief.",
+        check_specs=[dg.AssetCheckSpec("all_pieces_written", asset="content_pieces")],
+    )
+)
+def content_pieces(
+    campaign_spec: CampaignSpec,
+    campaign_brief: dict[str, Any],
+    llm: LLMResource,
+    ledger: LedgerResource,
+    workspace: WorkspaceResource,
+):
+    spec = campaign_spec
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    outcome = asyncio.run(wf.write_content(spec, campaign_brief, llm, ledger.open(), out))
+    check = failed_check("all_pieces_written", outcome.reports[0], "pieces")
+    return _result(outcome, checks=[check], **{"dagster/row_count": len(outcome.value)})
+
+
+@dg.asset(
+    **service_asset(
+        None,
+        group_name="content",
+        kinds={"sql"},
+        description="The content vault: one row per content piece in the content library table, "
+        "written in one transaction with its ledger and audit rows.",
+        check_specs=[dg.AssetCheckSpec("every_piece_in_vault", asset="content_library")],
+    )
+)
+def content_library(
+    campaign_spec: CampaignSpec, content_pieces: list[dict[str, Any]], ledger: LedgerResource
+):
+    spec = campaign_spec
+    outcome = asyncio.run(wf.store_library(spec, content_pieces, ledger.open()))
+    stored, expected = len(outcome.value["pieces"]), outcome.value["expected"]
+    check = dg.AssetCheckResult(
+        check_name="every_piece_in_vault",
+        passed=stored == expected,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"in_vault": stored, "expected": expected},
+    )
+    return _result(outcome, checks=[check], **{"dagster/row_count": stored})
+
+
+@dg.asset(
+    **service_asset(
+        None,
+        group_name="creative",
+        kinds={"html"},
+        description="The campaign landing page: HTML from a Jinja2 template (autoescaped) with the brief's "
+        "key messages and every creative.",
+    )
+)
+def landing_page(
+    campaign_spec: CampaignSpec,
+    campaign_brief: dict[str, Any],
+    creatives: list[dict[str, Any]],
+    workspace: WorkspaceResource,
+):
+    spec = campaign_spec
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    path = wf.build_landing_page(spec, campaign_brief, creatives, out)
+    return dg.MaterializeResult(
+        value={"path": str(path), "url": path.as_uri()},
+        metadata={"page": dg.MetadataValue.path(str(path)), "creatives": len(creatives)},
+    )
+
+
+@dg.asset(
+    **service_asset(
+        "dsp",
+        group_name="activation",
+        kinds={"dsp"},
+        description="One DSP line item per programmatic channel, flighted from the media plan's weekly budget.",
+        check_specs=[dg.AssetCheckSpec("all_line_items_created", asset="dsp_activation")],
+    )
+)
+def dsp_activation(
+    campaign_spec: CampaignSpec,
+    media_plan: pd.DataFrame,
+    dsp: DSPResource,
+    ledger: LedgerResource,
+    workspace: WorkspaceResource,
+):
+    spec = campaign_spec
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    outcome = asyncio.run(wf.activate_dsps(spec, media_plan, dsp, ledger.open(), out))
+    check = failed_check("all_line_items_created", outcome.reports[0], "line_items")
+    return _result(outcome, checks=[check], **{"dagster/row_count": len(outcome.value)})
+
+
+@dg.asset(
+    **service_asset(
+        "llm",
+        group_name="reporting",
+        kinds={"openai", "googledocs", "slack"},
+        description="The summary report: every artifact, item counts and every failure from the ledger, with an "
+        "LLM-written summary; published as a Google Doc and announced in Slack (local: summary_report.md).",
+    )
+)
+def summary_report(
+    campaign_spec: CampaignSpec,
+    campaign_brief: dict[str, Any] | None,
+    media_plan: pd.DataFrame,
+    project_tasks: dict[str, Any] | None,
+    creatives: list[dict[str, Any]],
+    content_library: dict[str, Any],
+    landing_page: dict[str, Any],
+    dsp_activation: list[dict[str, Any]],
+    llm: LLMResource,
+    docs: DocsResource,
+    slack: SlackResource,
+    ledger: LedgerResource,
+    workspace: WorkspaceResource,
+):
+    spec = campaign_spec
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    store = ledger.open()
+    sheet = store.rows(scope(spec, "media_plan")).get("spreadsheet")
+    links = {
+        "Brief": campaign_brief and campaign_brief["url"],
+        "Media plan": sheet and sheet.url,
+        "Project": project_tasks and project_tasks["project"]["url"],
+        "Landing page": landing_page["url"],
+        **{f"Creative {c['size']}": c["edit_url"] for c in creatives},
+        **{f"Line item {d['channel']} ({d['dsp']})": d["url"] for d in dsp_activation},
+    }
+    outcome = asyncio.run(wf.make_report(spec, links, llm, docs, slack, store, out))
+    facts = outcome.value["facts"] if outcome.value else wf.campaign_facts(spec, store)
+    return _result(
+        outcome,
+        upstream_failures=facts["failure_count"],
+        content_pieces_in_vault=len(content_library["pieces"]),
+        media_plan_rows=len(media_plan),
+        preview=dg.MetadataValue.md(outcome.value["markdown"] if outcome.value else "(no report)"),
+    )

@@ -1,0 +1,79 @@
+"""What every campaign asset shares: the partitions, the tags, the metadata."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import dagster as dg
+
+from campaign_assets.items import ItemReport
+from campaign_assets.ledger import Scope
+from campaign_assets.spec import CampaignSpec
+
+campaigns_partitions = dg.DynamicPartitionsDefinition(name="campaigns")
+
+OWNER = "team:campaign-ops"
+SERVICE_TAG = "campaign_assets/service"
+
+
+def service_asset(service: str | None, **kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments of a campaign asset that calls ``service``: the
+    partitions, the owner, the service's pool (across runs) and its op tag
+    (``tag_concurrency_limits`` within a run)."""
+    extra: dict[str, Any] = {"partitions_def": campaigns_partitions, "owners": [OWNER], "code_version": "1"}
+    if service:
+        extra |= {"pool": service, "op_tags": {SERVICE_TAG: service}}
+    return extra | kwargs
+
+
+def scope(spec: CampaignSpec, asset: str) -> Scope:
+    return Scope(spec.organization, spec.id, asset)
+
+
+def report_metadata(*reports: ItemReport) -> dict[str, Any]:
+    """Counts per outcome, and every failure with its reason."""
+    counts = {"created": 0, "reused": 0, "updated": 0, "failed": 0}
+    failures: list[tuple[str, str]] = []
+    for report in reports:
+        for action, n in report.counts.items():
+            counts[action] += n
+        failures += report.failures
+    meta: dict[str, Any] = {f"items_{k}": dg.MetadataValue.int(v) for k, v in counts.items()}
+    if failures:
+        meta["failures"] = dg.MetadataValue.md("\n".join(f"- `{key}`: {reason}" for key, reason in failures))
+    return meta
+
+
+def service_metadata(clients: Iterable[Any]) -> dict[str, Any]:
+    """Which backend ran for each service, and its calls, retries and timings."""
+    meta: dict[str, Any] = {}
+    for client in clients:
+        meta[f"{client.service}/backend"] = client.backend
+        meta[f"{client.service}/stats"] = dg.MetadataValue.json(client.stats.as_metadata())
+    return meta
+
+
+def url(value: str | None) -> dg.MetadataValue:
+    return dg.MetadataValue.url(value) if value else dg.MetadataValue.text("—")
+
+
+def failed_check(check: str, report: ItemReport, what: str) -> dg.AssetCheckResult:
+    """An item-count check that warns when items of ``report`` failed."""
+    failed = report.failures
+    return dg.AssetCheckResult(
+        check_name=check,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            f"{what}_ok": len(report.succeeded),
+            f"{what}_failed": len(failed),
+            "failed_keys": dg.MetadataValue.json([k for k, _ in failed]),
+        },
+        description=f"{len(report.succeeded)} of {len(report.results)} {what} produced",
+    )
+
+
+def pretty(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,185 @@
+"""``campaign-assets``: what a person types outside the UI (DESIGN.md §8).
+
+- ``validate SPEC...``: field-named errors, non-zero exit on any invalid spec;
+- ``launch [SPEC|ID ...]``: validate everything first (nothing happens if one
+  spec is invalid), register the campaign partitions, materialize the whole
+  graph with the configured executor, print a per-asset summary;
+- ``pools``: show and apply the per-service pool limits to the instance;
+- ``sandbox``: start the vendor sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from campaign_assets.spec import CampaignSpec, SpecError, find_spec_path, load_spec, scan_campaigns
+
+DEFAULT_DAGSTER_HOME = ".dagster"
+
+
+@dataclass(frozen=True)
+class Target:
+    path: Path
+    spec: CampaignSpec
+
+
+def _print_error(exc: SpecError) -> None:
+    print(str(exc), file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    bad = 0
+    for name in args.specs:
+        try:
+            spec = load_spec(name)
+        except SpecError as exc:
+            _print_error(exc)
+            bad += 1
+        else:
+            print(f"{name}: ok ({spec.id}: {len(spec.launch_tasks())} tasks, {len(spec.content_matrix())} content pieces, "
+                  f"{len(spec.creative_sizes)} creatives)")
+    return 1 if bad else 0
+
+
+def resolve_targets(names: Sequence[str], campaigns_dir: Path) -> tuple[list[Target], list[SpecError]]:
+    """Specs named by path or id (all of CAMPAIGNS_DIR when none), validated."""
+    targets, errors = [], []
+    if not names:
+        for found in scan_campaigns(campaigns_dir):
+            if found.error:
+                errors.append(found.error)
+            else:
+                targets.append(Target(found.path, found.spec))
+        return targets, errors
+    for name in names:
+        try:
+            path = Path(name) if Path(name).suffix in (".yaml", ".yml") else find_spec_path(campaigns_dir, name)
+            targets.append(Target(path, load_spec(path)))
+        except SpecError as exc:
+            errors.append(exc)
+        except FileNotFoundError as exc:
+            errors.append(SpecError(name, [("", str(exc))]))
+    ids = [t.spec.id for t in targets]
+    for dup in {i for i in ids if ids.count(i) > 1}:
+        errors.append(SpecError(dup, [("id", "named more than once")]))
+    return targets, errors
+
+
+def register_spec(target: Target, campaigns_dir: Path, replace: bool) -> Path:
+    """A spec launched from elsewhere joins the campaigns folder (the
+    registry the asset and the sensor read); a different spec under the same
+    id is refused unless ``replace``."""
+    home = campaigns_dir / f"{target.spec.id}{target.path.suffix}"
+    if home.resolve() == target.path.resolve():
+        return home
+    if home.exists() and not filecmp.cmp(home, target.path, shallow=False) and not replace:
+        raise SpecError(
+            str(target.path), [("id", f"campaign {target.spec.id!r} already exists as {home}; use --replace")]
+        )
+    campaigns_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(target.path, home)
+    return home
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to ./.dagster with the project's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    project_config = Path("dagster.yaml").resolve()
+    if not config.exists() and project_config.is_file():
+        config.symlink_to(project_config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", "campaigns"))
+    targets, errors = resolve_targets(args.targets, campaigns_dir)
+    if not targets and not errors:
+        errors.append(SpecError(str(campaigns_dir), [("", "no campaign specs found")]))
+    if not errors:
+        for target in targets:
+            try:
+                register_spec(target, campaigns_dir, args.replace)
+            except SpecError as exc:
+                errors.append(exc)
+    if errors:
+        for exc in errors:
+            _print_error(exc)
+        print(f"launch refused: {len(errors)} invalid spec(s); nothing was run", file=sys.stderr)
+        return 2
+
+    # Dagster is imported only now: validation stays instant.
+    import dagster as dg
+
+    from campaign_assets.concurrency import apply_pool_limits
+    from campaign_assets.definitions import campaign_job_def
+    from campaign_assets.launch import launch_campaigns, print_summary
+
+    home = ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    apply_pool_limits(instance)
+    ids = [t.spec.id for t in targets]
+    instance.add_dynamic_partitions("campaigns", [i for i in ids if not instance.has_dynamic_partition("campaigns", i)])
+    print(f"DAGSTER_HOME={home}; launching {len(ids)} campaign(s): {', '.join(ids)}")
+    started = time.monotonic()
+    outcomes = launch_campaigns(instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel)
+    ok = print_summary(outcomes, [t.spec for t in targets])
+    print(f"done in {time.monotonic() - started:.1f}s: {sum(o.success for o in outcomes)}/{len(outcomes)} succeeded")
+    return 0 if ok else 1
+
+
+def cmd_pools(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from campaign_assets.concurrency import POOL_LIMITS, apply_pool_limits
+
+    ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    changed = apply_pool_limits(instance)
+    for pool, limit in POOL_LIMITS.items():
+        print(f"{pool:8} {limit}{'  (set)' if pool in changed else ''}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from campaign_assets.sandbox.server import main as sandbox_main
+
+    return sandbox_main(args.sandbox_args) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="campaign-assets", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check spec files; exit 1 if any is invalid")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("launch", help="materialize the whole graph of campaigns (all in CAMPAIGNS_DIR by default)")
+    p.add_argument("targets", nargs="*", metavar="SPEC|ID")
+    p.add_argument("--replace", action="store_true", help="replace a registered spec with the same id")
+    p.add_argument("--parallel", type=int, default=1, help="campaign runs at once (default 1)")
+    p.set_defaults(func=cmd_launch)
+    p = sub.add_parser("pools", help="apply the per-service pool limits to the Dagster instance")
+    p.set_defaults(func=cmd_pools)
+    p = sub.add_parser("sandbox", help="start the vendor sandbox (see --help after 'sandbox')", add_help=False)
+    p.add_argument("sandbox_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Concurrency limits per service (DESIGN.md §5).
+
+``SERVICE_CAPS`` caps calls in flight within a step (the resources' default
+``max_concurrency``); ``POOL_LIMITS`` caps steps per service across runs.
+Dagster keeps per-pool limits in the instance, not in dagster.yaml (which
+only holds ``default_limit``), so ``apply_pool_limits`` writes them there;
+``campaign-assets launch`` and ``campaign-assets pools`` call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+SERVICE_CAPS: Mapping[str, int] = {
+    "llm": 8,
+    "docs": 3,
+    "sheets": 3,
+    "asana": 5,
+    "images": 2,
+    "canva": 2,
+    "dsp": 4,
+    "slack": 1,
+}
+
+# Steps per pool across every run of the instance. A step holds its own
+# in-step cap, so these bound the vendors' load when a backfill runs many
+# campaigns at once.
+POOL_LIMITS: Mapping[str, int] = {
+    "llm": 3,
+    "sheets": 2,
+    "asana": 2,
+    "images": 1,
+    "dsp": 2,
+}
+
+
+def apply_pool_limits(instance: dg.DagsterInstance, limits: Mapping[str, int] = POOL_LIMITS) -> dict[str, int]:
+    """Set each pool's limit in the instance (idempotent); returns what changed."""
+    storage = instance.event_log_storage
+    changed = {}
+    current = {key: storage.get_concurrency_info(key).slot_count for key in storage.get_concurrency_keys()}
+    for pool, limit in limits.items():
+        if current.get(pool) != limit:
+            storage.set_concurrency_slots(pool, limit)
+            changed[pool] = limit
+    return changed

@@ -1,0 +1,109 @@
+"""Workspace and ledger resources, and the one switch between local and HTTP backends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from campaign_assets.ledger import Ledger
+from campaign_assets.services.asana import AsanaResource
+from campaign_assets.services.canva import CanvaResource
+from campaign_assets.services.docs import DocsResource
+from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.images import ImagesResource
+from campaign_assets.services.llm import LLMResource
+from campaign_assets.services.sheets import SheetsResource
+from campaign_assets.services.slack import SlackResource
+
+
+class WorkspaceResource(dg.ConfigurableResource):
+    """Where specs are read from and where local artifacts land."""
+
+    campaigns_dir: str = Field(default="campaigns", description="Folder of campaign spec files.")
+    root: str = Field(default="workspace", description="Artifacts land in ROOT/ORGANIZATION/CAMPAIGN/.")
+
+    def campaign_dir(self, organization: str, campaign: str) -> Path:
+        path = Path(self.root).resolve() / organization / campaign
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class LedgerResource(dg.ConfigurableResource):
+    """The item ledger and content library: SQLite by default, Postgres when a URL is set."""
+
+    url: str | None = Field(default=None, description="SQLAlchemy URL (set through EnvVar).")
+    sqlite_path: str = Field(default="workspace/ledger.sqlite", description="Used when url is unset.")
+
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url
+        path = Path(self.sqlite_path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+
+    def open(self) -> Ledger:
+        return Ledger(self.resolved_url())
+
+
+# Service -> (resource class, environment prefix, token variable). The HTTP
+# backend is chosen by configuration: a service whose token is set speaks HTTP.
+SERVICE_ENV: dict[str, tuple[type, str, str]] = {
+    "llm": (LLMResource, "LLM", "LLM_API_KEY"),
+    "images": (ImagesResource, "IMAGES", "IMAGES_API_KEY"),
+    "docs": (DocsResource, "GOOGLE_DOCS", "GOOGLE_ACCESS_TOKEN"),
+    "sheets": (SheetsResource, "GOOGLE_SHEETS", "GOOGLE_ACCESS_TOKEN"),
+    "asana": (AsanaResource, "ASANA", "ASANA_ACCESS_TOKEN"),
+    "canva": (CanvaResource, "CANVA", "CANVA_ACCESS_TOKEN"),
+    "dsp": (DSPResource, "DSP", ""),  # local records only: no DSP HTTP backend yet
+    "slack": (SlackResource, "SLACK", "SLACK_BOT_TOKEN"),
+}
+
+# Extra non-secret settings per service: (field, environment variable).
+_EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
+    "llm": (("model", "LLM_MODEL"),),
+    "images": (("provider", "IMAGES_PROVIDER"), ("model", "IMAGES_MODEL")),
+    "docs": (("drive_base_url", "GOOGLE_DRIVE_BASE_URL"),),
+    "sheets": (("drive_base_url", "GOOGLE_DRIVE_BASE_URL"),),
+    "asana": (("workspace_gid", "ASANA_WORKSPACE_GID"),),
+    "slack": (("channel", "SLACK_CHANNEL"),),
+}
+
+
+def _env(env: Mapping[str, str], name: str) -> dg.EnvVar | None:
+    """An EnvVar when the variable is set, so Dagster resolves (and never
+    logs) the value at run time; None keeps the field's default."""
+    return dg.EnvVar(name) if env.get(name) else None
+
+
+def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
+    """Every resource, configured from the environment's variable *names*."""
+    resources: dict[str, Any] = {}
+    for key, (cls, prefix, token) in SERVICE_ENV.items():
+        fields: dict[str, Any] = {
+            "api_key": _env(env, token) if token else None,
+            "base_url": _env(env, f"{prefix}_BASE_URL"),
+        }
+        concurrency = env.get(f"{prefix}_MAX_CONCURRENCY")
+        if concurrency:
+            fields["max_concurrency"] = dg.EnvVar.int(f"{prefix}_MAX_CONCURRENCY")
+        for field, var in _EXTRA_ENV.get(key, ()):
+            fields[field] = _env(env, var)
+        resources[key] = cls(**{k: v for k, v in fields.items() if v is not None})
+    resources["workspace"] = WorkspaceResource(
+        **{
+            k: v
+            for k, v in (("campaigns_dir", _env(env, "CAMPAIGNS_DIR")), ("root", _env(env, "WORKSPACE_DIR")))
+            if v is not None
+        }
+    )
+    ledger_fields: dict[str, Any] = {}
+    if env.get("CAMPAIGN_LEDGER_URL"):
+        ledger_fields["url"] = dg.EnvVar("CAMPAIGN_LEDGER_URL")
+    if env.get("WORKSPACE_DIR"):
+        ledger_fields["sqlite_path"] = str(Path(env["WORKSPACE_DIR"]) / "ledger.sqlite")
+    resources["ledger"] = LedgerResource(**ledger_fields)
+    return resources

@@ -1,0 +1,503 @@
+"""What each asset does with its services, as plain async functions.
+
+Assets stay thin: they call one workflow under ``asyncio.run`` and turn its
+``Outcome`` into a ``MaterializeResult``. A workflow opens one session per
+service (one HTTP client each), turns its work into ledger items and lets
+``run_items`` bring them about exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from campaign_assets.items import Attempt, Item, ItemReport, ItemResult, VendorRef, run_items
+from campaign_assets.ledger import Ledger, Scope
+from campaign_assets.logic.media_plan import plan_values
+from campaign_assets.logic.prompts import (
+    BRIEF_SECTIONS,
+    brief_request,
+    content_request,
+    headline,
+    summary_request,
+)
+from campaign_assets.logic.render import compose_creative, render_landing_page, write_bytes, write_text
+from campaign_assets.services.asana import AsanaResource
+from campaign_assets.services.canva import CanvaResource
+from campaign_assets.services.docs import DocRef, DocsResource
+from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.images import ImagesResource
+from campaign_assets.services.llm import LLMResource
+from campaign_assets.services.sheets import SheetRef, SheetsResource, a1_range_for
+from campaign_assets.services.slack import SlackResource
+from campaign_assets.spec import CampaignSpec, parse_size, slugify
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome:
+    """What a workflow hands back to its asset."""
+
+    value: Any
+    reports: list[ItemReport]
+    clients: list[Any]
+    links: dict[str, str | None] = field(default_factory=dict)
+
+
+def _scope(spec: CampaignSpec, asset: str) -> Scope:
+    return Scope(spec.organization, spec.id, asset)
+
+
+async def _adopt_or_create(
+    attempt: Attempt, find: Callable[[], Awaitable[T | None]], create: Callable[[], Awaitable[T]]
+) -> T:
+    """Create a vendor object, unless an earlier attempt already did."""
+    if attempt.recovering:
+        found = await find()
+        if found is not None:
+            return found
+    return await create()
+
+
+# ---- campaign_brief ---------------------------------------------------------
+def brief_title(spec: CampaignSpec) -> str:
+    return f"{spec.name} — Campaign Brief"
+
+
+async def _write_document(docs: Any, title: str, name: str, text: str, attempt: Attempt) -> DocRef:
+    titled = f"{title} {attempt.marker}"
+    doc = await _adopt_or_create(
+        attempt,
+        lambda: docs.find_document(titled, name=name),
+        lambda: docs.create_document(titled, name=name),
+    )
+    await docs.write_text(doc, text)
+    return doc
+
+
+async def make_brief(spec: CampaignSpec, llm: LLMResource, docs: DocsResource, ledger: Ledger, out: Path) -> Outcome:
+    request = brief_request(spec)
+    title = brief_title(spec)
+    item = Item("brief", {"system": request.system, "prompt": request.prompt, "title": title})
+    async with llm.session(out) as writer, docs.session(out) as doc_client:
+
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
+            text = (await writer.complete(request)).text
+            doc = await _write_document(doc_client, title, "brief", text, attempt)
+            return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": text})
+
+        async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+            text = (await writer.complete(request)).text
+            doc = DocRef(ref.vendor_id, title, ref.url or "")
+            await doc_client.write_text(doc, text)
+            return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": text})
+
+        report = await run_items(ledger, _scope(spec, "campaign_brief"), "docs", [item], create=create, update=update)
+        clients = [writer, doc_client]
+    ref = report.ref("brief")
+    value = None if ref is None else {"document_id": ref.vendor_id, "url": ref.url, **ref.data}
+    return Outcome(value, [report], clients, {"document_url": ref and ref.url})
+
+
+def missing_sections(markdown: str) -> list[str]:
+    headings = {m.strip().lower() for m in re.findall(r"^##\s+(.+)$", markdown, flags=re.M)}
+    return [s for s in BRIEF_SECTIONS if s.lower() not in headings]
+
+
+def section(markdown: str, name: str) -> str:
+    match = re.search(rf"^##\s+{re.escape(name)}\s*$(.*?)(?=^##\s|\Z)", markdown, flags=re.M | re.S)
+    return match.group(1).strip() if match else ""
+
+
+# ---- media_plan -------------------------------------------------------------
+async def publish_media_plan(
+    spec: CampaignSpec, plan: pd.DataFrame, sheets: SheetsResource, ledger: Ledger, out: Path
+) -> Outcome:
+    title = f"{spec.name} — Media Plan"
+    values = plan_values(plan)
+    item = Item("spreadsheet", {"title": title, "values": values})
+    async with sheets.session(out) as client:
+
+        async def write(sheet: SheetRef, previous_rows: int) -> VendorRef:
+            # A fixed range, never append: pad with blanks to clear rows a
+            # longer earlier plan left behind.
+            rows = values + [[""] * len(values[0])] * max(0, previous_rows - len(values))
+            await client.update_values(sheet, a1_range_for(rows), rows)
+            return VendorRef(sheet.spreadsheet_id, sheet.url, {"title": title, "rows": len(rows)})
+
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
+            titled = f"{title} {attempt.marker}"
+            sheet = await _adopt_or_create(
+                attempt,
+                lambda: client.find_spreadsheet(titled, name="media_plan"),
+                lambda: client.create_spreadsheet(titled, name="media_plan"),
+            )
+            return await write(sheet, 0)
+
+        async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+            return await write(SheetRef(ref.vendor_id, title, ref.url or ""), int(ref.data.get("rows", 0)))
+
+        report = await run_items(ledger, _scope(spec, "media_plan"), "sheets", [item], create=create, update=update)
+    ref = report.ref("spreadsheet")
+    return Outcome(plan, [report], [client], {"spreadsheet_url": ref and ref.url})
+
+
+# ---- project_tasks ----------------------------------------------------------
+async def make_project(spec: CampaignSpec, asana: AsanaResource, ledger: Ledger, out: Path) -> Outcome:
+    scope = _scope(spec, "project_tasks")
+    notes = f"Launch plan for {spec.name} ({spec.flight.start} to {spec.flight.end}). Managed by campaign_assets."
+    planned = spec.launch_tasks()
+    async with asana.session(out) as client:
+
+        async def create_project(item: Item, attempt: Attempt) -> VendorRef:
+            project = await _adopt_or_create(
+                attempt,
+                lambda: client.find_project(marker=attempt.marker),
+                lambda: client.create_project(spec.name, notes, marker=attempt.marker),
+            )
+            return VendorRef(project.gid, project.url, {"name": project.name})
+
+        project_report = await run_items(
+            ledger, scope, "asana", [Item("project", {"name": spec.name, "notes": notes})], create=create_project
+        )
+        project = project_report.ref("project")
+        if project is None:
+            skipped = tuple(ItemResult(f"task:{t.key}", "failed", error="project was not created") for t in planned)
+            return Outcome(None, [project_report, ItemReport("asana", skipped)], [client])
+
+        def task_item(task: Any) -> Item:
+            return Item(f"task:{task.key}", {"name": task.name, "notes": task.notes, "due_on": task.due_on})
+
+        by_key = {f"task:{t.key}": t for t in planned}
+
+        async def create_task(item: Item, attempt: Attempt) -> VendorRef:
+            t = by_key[item.key]
+            task = await _adopt_or_create(
+                attempt,
+                lambda: client.find_task(project.vendor_id, marker=attempt.marker),
+                lambda: client.create_task(project.vendor_id, t.name, t.notes, t.due_on, marker=attempt.marker),
+            )
+            return VendorRef(task.gid, task.url, {"name": task.name, "due_on": task.due_on})
+
+        async def update_task(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+            t = by_key[item.key]
+            task = await client.update_task(ref.vendor_id, t.name, t.notes, t.due_on, marker=attempt.marker)
+            return VendorRef(task.gid, task.url, {"name": task.name, "due_on": task.due_on})
+
+        task_report = await run_items(
+            ledger, scope, "asana", [task_item(t) for t in planned], create=create_task, update=update_task
+        )
+    tasks = [
+        {
+            "key": r.key,
+            "name": by_key[r.key].name,
+            "due_on": by_key[r.key].due_on.isoformat(),
+            "status": "ok" if r.ok else "failed",
+            "gid": r.ref.vendor_id if r.ref else "",
+            "url": (r.ref.url if r.ref else "") or "",
+            "error": r.error or "",
+        }
+        for r in task_report.results
+    ]
+    write_text(out / "tasks.csv", _csv(tasks))
+    value = {"project": {"gid": project.vendor_id, "url": project.url, "name": spec.name}, "tasks": tasks}
+    return Outcome(value, [project_report, task_report], [client], {"project_url": project.url})
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
+
+
+# ---- creatives --------------------------------------------------------------
+def image_prompt(spec: CampaignSpec) -> str:
+    return (
+        f"Abstract, text-free background for a {spec.objective} display ad by {spec.brand.name}: "
+        f"{spec.audience}. Dominant colour {spec.brand.primary_color}, calm, modern, room for a headline."
+    )
+
+
+async def make_creatives(
+    spec: CampaignSpec, images: ImagesResource, canva: CanvaResource, ledger: Ledger, out: Path
+) -> Outcome:
+    line = headline(spec)
+    prompt = image_prompt(spec)
+    async with images.session(out) as painter, canva.session(out) as designer:
+
+        async def produce(item: Item, attempt: Attempt, *, replace: str | None = None) -> VendorRef:
+            size = item.content["size"]
+            width, height = parse_size(size)
+            path = out / "creatives" / f"{size}.png"
+            found = await designer.find_design(marker=attempt.marker) if attempt.recovering else None
+            if found is not None and path.exists():
+                design, asset_id = found, ""
+            else:
+                background = await painter.generate(prompt, color=spec.brand.primary_color)
+                png = compose_creative(background, (width, height), spec.brand.primary_color, line, spec.brand.name)
+                write_bytes(path, png)
+                asset = await _adopt_or_create(
+                    attempt,
+                    lambda: designer.find_asset(marker=attempt.marker),
+                    lambda: designer.upload_asset(f"{spec.id}-{size}.png", png, marker=attempt.marker),
+                )
+                design = await designer.create_design(
+                    f"{spec.name} {size} {attempt.marker}", width, height, asset.asset_id, marker=attempt.marker
+                )
+                asset_id = asset.asset_id
+                if replace:
+                    await designer.delete_asset(replace)
+            data = dict(size=size, width=width, height=height, path=str(path), asset_id=asset_id, view_url=design.view_url)
+            return VendorRef(design.design_id, design.edit_url, data)
+
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
+            return await produce(item, attempt)
+
+        async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+            fresh = Attempt(attempt.marker, recovering=False)
+            return await produce(item, fresh, replace=ref.data.get("asset_id") or None)
+
+        items = [
+            Item(
+                f"creative:{size}",
+                {"size": size, "headline": line, "color": spec.brand.primary_color, "brand": spec.brand.name, "prompt": prompt},
+            )
+            for size in spec.creative_sizes
+        ]
+        report = await run_items(ledger, _scope(spec, "creatives"), "canva", items, create=create, update=update)
+    value = [dict(r.ref.data, design_id=r.ref.vendor_id, edit_url=r.ref.url) for r in report.succeeded if r.ref]
+    return Outcome(value, [report], [painter, designer])
+
+
+# ---- content_pieces and content_library ------------------------------------
+def piece_key(group: str, content_type: str) -> str:
+    return f"{slugify(group)}--{content_type}"
+
+
+def _title(body: str, fallback: str) -> str:
+    for line in body.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line.removeprefix("Subject:").strip()[:200]
+    return fallback
+
+
+async def write_content(spec: CampaignSpec, brief: dict[str, Any], llm: LLMResource, ledger: Ledger, out: Path) -> Outcome:
+    excerpt = section(brief["markdown"], "Key Messages") or brief["markdown"][:1500]
+    requests = {
+        piece_key(v.stakeholder_group, ct): (v, ct, content_request(spec, v, ct, excerpt)) for v, ct in spec.content_matrix()
+    }
+    async with llm.session(out) as writer:
+
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
+            vector, content_type, request = requests[item.key]
+            body = (await writer.complete(request)).text
+            path = write_text(out / "content" / f"{item.key}.md", body)
+            title = _title(body, f"{vector.stakeholder_group} {content_type}")
+            data = dict(
+                key=item.key, stakeholder_group=vector.stakeholder_group, content_type=content_type, title=title, body=body
+            )
+            return VendorRef(f"piece:{item.key}", path.as_uri(), data)
+
+        async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+            return await create(item, attempt)
+
+        items = [Item(key, {"system": r.system, "prompt": r.prompt}) for key, (_, _, r) in requests.items()]
+        report = await run_items(ledger, _scope(spec, "content_pieces"), "llm", items, create=create, update=update)
+    value = [dict(r.ref.data) for r in report.succeeded if r.ref]
+    return Outcome(value, [report], [writer])
+
+
+async def store_library(spec: CampaignSpec, pieces: list[dict[str, Any]], ledger: Ledger) -> Outcome:
+    """One vault row per piece, written with its ledger and audit rows."""
+    by_key = {p["key"]: p for p in pieces}
+
+    async def create(item: Item, attempt: Attempt) -> VendorRef:
+        return VendorRef(f"vault:{item.key}", None, {"title": by_key[item.key]["title"]})
+
+    async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+        return await create(item, attempt)
+
+    def library_row(item: Item, ref: VendorRef) -> dict[str, Any]:
+        p = by_key[item.key]
+        return dict(
+            piece_key=item.key,
+            stakeholder_group=p["stakeholder_group"],
+            content_type=p["content_type"],
+            title=p["title"],
+            body=p["body"],
+            content_hash=item.content_hash,
+        )
+
+    items = [Item(p["key"], {"title": p["title"], "body": p["body"]}) for p in pieces]
+    report = await run_items(
+        ledger, _scope(spec, "content_library"), "vault", items, create=create, update=update, library_row=library_row
+    )
+    stored = {row["piece_key"] for row in ledger.library(spec.organization, spec.id)}
+    value = {"pieces": sorted(stored & set(by_key)), "expected": len(spec.content_matrix())}
+    return Outcome(value, [report], [])
+
+
+# ---- landing_page -----------------------------------------------------------
+def key_messages(brief_markdown: str) -> dict[str, str]:
+    messages = {}
+    for m in re.finditer(r"^-\s+\*\*(.+?):\*\*\s+(.+)$", section(brief_markdown, "Key Messages"), flags=re.M):
+        messages[m.group(1).strip()] = m.group(2).strip()
+    return messages
+
+
+def build_landing_page(spec: CampaignSpec, brief: dict[str, Any], creatives: list[dict[str, Any]], out: Path) -> Path:
+    messages = key_messages(brief["markdown"])
+    objective = section(brief["markdown"], "Objective").split(". ")[0].rstrip(".") + "."
+    context = dict(
+        name=spec.name,
+        brand=spec.brand.name,
+        color=spec.brand.primary_color,
+        website=spec.brand.website,
+        campaign_id=spec.id,
+        headline=headline(spec),
+        summary=objective,
+        cta="Learn more",
+        groups=[
+            {"name": v.stakeholder_group, "message": messages.get(v.stakeholder_group, objective)} for v in spec.vectors
+        ],
+        creatives=[
+            {"src": f"creatives/{c['size']}.png", "size": c["size"], "width": c["width"], "height": c["height"]}
+            for c in creatives
+        ],
+        flight_start=spec.flight.start.isoformat(),
+        flight_end=spec.flight.end.isoformat(),
+    )
+    return write_text(out / "landing_page.html", render_landing_page(context))
+
+
+# ---- dsp_activation ---------------------------------------------------------
+async def activate_dsps(
+    spec: CampaignSpec, plan: pd.DataFrame, dsp: DSPResource, ledger: Ledger, out: Path
+) -> Outcome:
+    flights = {
+        channel.name: plan[plan["channel"] == channel.name][["week_start", "week_end", "budget"]].to_dict("records")
+        for channel in spec.dsp_channels
+    }
+    by_key = {f"line-item:{c.name}": c for c in spec.dsp_channels}
+    async with dsp.session(out) as client:
+
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
+            channel = by_key[item.key]
+            name = f"{spec.name} — {channel.name}"
+            line = await _adopt_or_create(
+                attempt,
+                lambda: client.find_line_item(marker=attempt.marker),
+                lambda: client.create_line_item(channel.dsp, name, flights[channel.name], marker=attempt.marker),
+            )
+            budget = round(sum(f["budget"] for f in flights[channel.name]), 2)
+            return VendorRef(line.line_item_id, line.url, {"dsp": line.dsp, "channel": channel.name, "budget": budget})
+
+        async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+            return await create(item, Attempt(attempt.marker, recovering=False))
+
+        items = [Item(key, {"dsp": c.dsp, "flights": flights[c.name]}) for key, c in by_key.items()]
+        report = await run_items(ledger, _scope(spec, "dsp_activation"), "dsp", items, create=create, update=update)
+    value = [dict(r.ref.data, line_item_id=r.ref.vendor_id, url=r.ref.url) for r in report.succeeded if r.ref]
+    return Outcome(value, [report], [client])
+
+
+# ---- summary_report ---------------------------------------------------------
+def campaign_facts(spec: CampaignSpec, ledger: Ledger) -> dict[str, Any]:
+    """Counts and failures from the ledger: the source of truth for every item."""
+    rows = [r for r in ledger.campaign_rows(spec.organization, spec.id) if r.scope.asset != "summary_report"]
+    done = Counter(r.scope.asset for r in rows if r.status == "created")
+    failures = sorted((r.scope.asset, r.item_key, r.error or "") for r in rows if r.status in ("failed", "pending"))
+    return {
+        "items_by_asset": dict(sorted(done.items())),
+        "items_total": sum(done.values()),
+        "failures": [{"asset": a, "item": k, "error": e} for a, k, e in failures],
+        "failure_count": len(failures),
+    }
+
+
+def report_markdown(spec: CampaignSpec, summary: str, facts: dict[str, Any], links: dict[str, str | None]) -> str:
+    lines = [f"# {spec.name} — Summary Report", "", summary.strip(), "", "## Artifacts", ""]
+    lines += [f"- {name}: {url}" for name, url in links.items() if url]
+    lines += ["", "## Items", "", "| asset | items |", "| --- | ---: |"]
+    lines += [f"| {asset} | {n} |" for asset, n in facts["items_by_asset"].items()]
+    lines += ["", "## Failures", ""]
+    lines += [f"- `{f['asset']}` / `{f['item']}`: {f['error']}" for f in facts["failures"]] or ["None."]
+    return "\n".join(lines) + "\n"
+
+
+async def make_report(
+    spec: CampaignSpec,
+    links: dict[str, str | None],
+    llm: LLMResource,
+    docs: DocsResource,
+    slack: SlackResource,
+    ledger: Ledger,
+    out: Path,
+) -> Outcome:
+    facts = campaign_facts(spec, ledger)
+    failure_count = facts["failure_count"]
+    prose = dict(
+        status_phrase="ready to launch" if not failure_count else "nearly ready to launch",
+        produced_phrase=f"{facts['items_total']} items exist across {len(facts['items_by_asset'])} assets.",
+        channel_count=len(spec.channels),
+        dsp_count=len(spec.dsp_channels),
+        failure_count=failure_count,
+    )
+    request = summary_request(spec, prose | {"failures": facts["failures"]})
+    title = f"{spec.name} — Summary Report"
+    scope = _scope(spec, "summary_report")
+    async with llm.session(out) as writer, docs.session(out) as doc_client, slack.session(out) as notifier:
+
+        async def compose() -> str:
+            summary = (await writer.complete(request)).text
+            return report_markdown(spec, summary, facts, links)
+
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
+            markdown = await compose()
+            doc = await _write_document(doc_client, title, "summary_report", markdown, attempt)
+            return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": markdown})
+
+        async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+            markdown = await compose()
+            await doc_client.write_text(DocRef(ref.vendor_id, title, ref.url or ""), markdown)
+            return VendorRef(ref.vendor_id, ref.url, {"title": title, "markdown": markdown})
+
+        content = {"prompt": request.prompt, "facts": facts, "links": links}
+        doc_report = await run_items(ledger, scope, "docs", [Item("report", content)], create=create, update=update)
+        reports = [doc_report]
+        doc = doc_report.ref("report")
+        if doc is not None:
+            text = f"{title} is ready: {doc.url}" + (f" ({failure_count} items failed)" if failure_count else "")
+
+            async def notify(item: Item, attempt: Attempt) -> VendorRef:
+                message = await _adopt_or_create(
+                    attempt,
+                    lambda: notifier.find_message(marker=attempt.marker),
+                    lambda: notifier.post_message(f"{text} {attempt.marker}", marker=attempt.marker),
+                )
+                return VendorRef(message.ts, None, {"channel": message.channel})
+
+            async def renotify(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
+                return await notify(item, Attempt(attempt.marker, recovering=False))
+
+            reports.append(
+                await run_items(
+                    ledger, scope, "slack", [Item("notification", {"text": text})], create=notify, update=renotify
+                )
+            )
+        clients = [writer, doc_client, notifier]
+    value = None if doc is None else {"url": doc.url, **doc.data, "facts": facts}
+    return Outcome(value, reports, clients, {"report_url": doc and doc.url})
