@@ -93,13 +93,10 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         for field, var in _EXTRA_ENV.get(key, ()):
             fields[field] = _env(env, var)
         resources[key] = cls(**{k: v for k, v in fields.items() if v is not None})
-    resources["workspace"] = WorkspaceResource(
-        **{
-            k: v
-            for k, v in (("campaigns_dir", _env(env, "CAMPAIGNS_DIR")), ("root", _env(env, "WORKSPACE_DIR")))
-            if v is not None
-        }
-    )
+    # Paths are not secrets: plain values, so a test or a second code
+    # location can point at its own folders.
+    workspace = {k: env[v] for k, v in (("campaigns_dir", "CAMPAIGNS_DIR"), ("root", "WORKSPACE_DIR")) if env.get(v)}
+    resources["workspace"] = WorkspaceResource(**workspace)
     ledger_fields: dict[str, Any] = {}
     if env.get("CAMPAIGN_LEDGER_URL"):
         ledger_fields["url"] = dg.EnvVar("CAMPAIGN_LEDGER_URL")

@@ -1,0 +1,39 @@
+# The two commands of the README, plus the UI and the sandbox. Each target
+# creates .venv and installs the project on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+
+.PHONY: run test dev sandbox clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	ln -sf $(CURDIR)/dagster.yaml $@
+
+## run: materialize every example campaign (embedded default: SQLite, local backends)
+run: $(STAMP)
+	$(BIN)/campaign-assets launch
+
+## test: the whole suite (Postgres-backed tests use 127.0.0.1:5432)
+test: $(STAMP)
+	$(BIN)/pytest
+
+## dev: the Dagster UI and daemon on http://127.0.0.1:3000
+dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/campaign-assets pools
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## sandbox: the vendor sandbox in the foreground (prints the variables to export)
+sandbox: $(STAMP)
+	$(BIN)/campaign-assets sandbox --scale 0.1
+
+clean:
+	rm -rf workspace .dagster
