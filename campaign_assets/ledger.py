@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -125,6 +126,9 @@ def _upsert(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any], upd
 
 def create_ledger_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")
@@ -138,18 +142,25 @@ def create_ledger_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def create_tables(engine: sa.Engine, *tables: sa.Table) -> None:
+    """CREATE TABLE IF NOT EXISTS, tolerating the race of several step
+    processes starting at once (the loser sees a duplicate and re-checks)."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine, tables=list(tables), checkfirst=True)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == 2:
+                raise
+
+
 class Ledger:
     """Typed access to the three tables. Cheap to create; one per step."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine = create_ledger_engine(url)
-        # Several step processes may start at once: CREATE TABLE IF NOT EXISTS
-        # can still race on the catalog, so retry once on a duplicate.
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.DatabaseError:
-            metadata.create_all(self.engine)
+        create_tables(self.engine, ledger_items, content_library, audit_log)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -41,9 +41,7 @@ class LedgerResource(dg.ConfigurableResource):
     def resolved_url(self) -> str:
         if self.url:
             return self.url
-        path = Path(self.sqlite_path).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
+        return f"sqlite:///{Path(self.sqlite_path).resolve()}"
 
     def open(self) -> Ledger:
         return Ledger(self.resolved_url())
@@ -82,10 +80,15 @@ def _env(env: Mapping[str, str], name: str) -> dg.EnvVar | None:
 def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     """Every resource, configured from the environment's variable *names*."""
     resources: dict[str, Any] = {}
+    ledger = LedgerResource(**_ledger_fields(env))
+    # The slot board that holds each service's cap across processes lives in
+    # the ledger's database.
+    slots_url: Any = dg.EnvVar("CAMPAIGN_LEDGER_URL") if env.get("CAMPAIGN_LEDGER_URL") else ledger.resolved_url()
     for key, (cls, prefix, token) in SERVICE_ENV.items():
         fields: dict[str, Any] = {
             "api_key": _env(env, token) if token else None,
             "base_url": _env(env, f"{prefix}_BASE_URL"),
+            "slots_url": slots_url,
         }
         concurrency = env.get(f"{prefix}_MAX_CONCURRENCY")
         if concurrency:
@@ -97,10 +100,14 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     # location can point at its own folders.
     workspace = {k: env[v] for k, v in (("campaigns_dir", "CAMPAIGNS_DIR"), ("root", "WORKSPACE_DIR")) if env.get(v)}
     resources["workspace"] = WorkspaceResource(**workspace)
-    ledger_fields: dict[str, Any] = {}
-    if env.get("CAMPAIGN_LEDGER_URL"):
-        ledger_fields["url"] = dg.EnvVar("CAMPAIGN_LEDGER_URL")
-    if env.get("WORKSPACE_DIR"):
-        ledger_fields["sqlite_path"] = str(Path(env["WORKSPACE_DIR"]) / "ledger.sqlite")
-    resources["ledger"] = LedgerResource(**ledger_fields)
+    resources["ledger"] = ledger
     return resources
+
+
+def _ledger_fields(env: Mapping[str, str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if env.get("CAMPAIGN_LEDGER_URL"):
+        fields["url"] = dg.EnvVar("CAMPAIGN_LEDGER_URL")
+    if env.get("WORKSPACE_DIR"):
+        fields["sqlite_path"] = str(Path(env["WORKSPACE_DIR"]) / "ledger.sqlite")
+    return fields

@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 import dagster as dg
 from pydantic import Field
 
+from campaign_assets.concurrency import SERVICE_CAPS
 from campaign_assets.logic.render import write_text
 from campaign_assets.services.http import HttpSession, RetryPolicy, ServiceStats
+from campaign_assets.services.slots import SlotBoard
 
 
 class LocalClient:
@@ -97,6 +99,11 @@ class ServiceResource(dg.ConfigurableResource):
     timeout_s: float = Field(default=120.0, description="Per-request timeout in seconds.")
     max_attempts: int = Field(default=6, description="Attempts per call on retryable errors.")
     backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles per attempt, with jitter.")
+    slots_url: str | None = Field(
+        default=None,
+        description="Database of the slot board that holds the cap across processes and runs "
+        "(the ledger's); unset: the cap holds per step only.",
+    )
 
     @property
     def backend(self) -> str:
@@ -104,7 +111,7 @@ class ServiceResource(dg.ConfigurableResource):
 
     @property
     def cap(self) -> int:
-        return self.max_concurrency or self.DEFAULT_CAP
+        return self.max_concurrency or SERVICE_CAPS.get(self.SERVICE, self.DEFAULT_CAP)
 
     # ---- subclasses provide the two backends -------------------------------
     def local_client(self, out_dir: Path) -> Any:
@@ -129,13 +136,19 @@ class ServiceResource(dg.ConfigurableResource):
         policy = RetryPolicy(
             max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s, timeout_s=self.timeout_s
         )
-        async with HttpSession(
-            service=self.SERVICE,
-            base_url=(self.base_url or self.DEFAULT_BASE_URL).rstrip("/"),
-            headers=self.auth_headers(),
-            secrets=[self.api_key or ""],
-            cap=self.cap,
-            policy=policy,
-            profile=self.vendor_profile(),
-        ) as http:
-            yield self.http_client(http)
+        board = SlotBoard(self.slots_url) if self.slots_url else None
+        try:
+            async with HttpSession(
+                service=self.SERVICE,
+                base_url=(self.base_url or self.DEFAULT_BASE_URL).rstrip("/"),
+                headers=self.auth_headers(),
+                secrets=[self.api_key or ""],
+                cap=self.cap,
+                policy=policy,
+                profile=self.vendor_profile(),
+                shared_slot=board and (lambda: board.hold(self.SERVICE, self.cap)),
+            ) as http:
+                yield self.http_client(http)
+        finally:
+            if board is not None:
+                board.dispose()

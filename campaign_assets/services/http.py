@@ -26,6 +26,7 @@ session, so steps in separate processes (or hosts) never share anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json as jsonlib
 import logging
 import math
@@ -33,6 +34,7 @@ import random
 import re
 import time
 from collections import deque
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -749,7 +751,11 @@ class HttpSession:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | int | None = None,
+        shared_slot: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
+        """``shared_slot``: a slot of the service's cap shared with every other
+        process (``SlotBoard.hold``), held around each attempt inside the
+        local limiter; None keeps the cap per session."""
         self.service = service
         self.base_url = base_url
         self.policy = policy
@@ -763,6 +769,7 @@ class HttpSession:
         self._rng = rng if isinstance(rng, random.Random) else random.Random(rng)
         self._client: httpx.AsyncClient | None = None
         self._log_filter = self.redactor.logging_filter()
+        self._shared_slot = shared_slot or contextlib.nullcontext
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -915,7 +922,7 @@ class HttpSession:
     async def _attempt(
         self, client: httpx.AsyncClient, method: str, path: str, send_kwargs: dict[str, Any]
     ) -> _Outcome:
-        async with self.limiter as slot:
+        async with self.limiter as slot, self._shared_slot():
             self.stats.max_in_flight = max(self.stats.max_in_flight, self.limiter.in_flight)
             self.stats.calls += 1
             started = time.monotonic()
