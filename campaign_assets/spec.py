@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -277,9 +278,24 @@ def load_spec(path: str | Path) -> CampaignSpec:
     return spec
 
 
-def spec_hash(spec: CampaignSpec) -> str:
-    """Stable hash of the validated content (formatting and comments do not count)."""
-    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+def spec_hash(spec: CampaignSpec, fields: Iterable[str] | None = None) -> str:
+    """Stable hash of the validated content (formatting and comments do not
+    count), or of just ``fields`` of it."""
+    include = set(fields) if fields is not None else None
+    return hashlib.sha256(spec.model_dump_json(include=include).encode()).hexdigest()[:16]
+
+
+# Which spec fields each part of the graph reads. Each section is an asset
+# whose data version hashes only its fields, so a change to the creative
+# sizes makes the creatives stale and leaves the brief, plan and tasks fresh.
+# test_sections_cover_what_consumers_read keeps this table honest.
+_IDENTITY = ("id", "name", "organization")
+SPEC_SECTIONS: dict[str, tuple[str, ...]] = {
+    "brief_inputs": (*_IDENTITY, "objective", "pattern", "audience", "tone", "brand", "budget", "flight", "channels", "vectors"),
+    "plan_inputs": (*_IDENTITY, "budget", "flight", "channels"),
+    "task_inputs": (*_IDENTITY, "flight", "tasks"),
+    "creative_inputs": (*_IDENTITY, "objective", "audience", "brand", "creative_sizes"),
+}
 
 
 @dataclass(frozen=True)

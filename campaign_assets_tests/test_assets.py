@@ -23,6 +23,7 @@ ASSETS = [
     "campaign_spec", "campaign_brief", "media_plan", "project_tasks", "creatives",
     "content_pieces", "content_library", "landing_page", "dsp_activation", "summary_report",
 ]
+SECTIONS = ["brief_inputs", "plan_inputs", "task_inputs", "creative_inputs"]
 
 
 def materialize(env: dict[str, str], partition: str = SEED, **resource_overrides: Any) -> dg.ExecuteInProcessResult:
@@ -56,7 +57,7 @@ def ledger_of(env: dict[str, str]) -> Ledger:
 def test_every_asset_materializes_real_artifacts(project: dict[str, str]) -> None:
     result = materialize(project)
     assert result.success
-    assert sorted(counts(result)) == sorted(ASSETS)
+    assert sorted(counts(result)) == sorted(ASSETS + SECTIONS)
     assert all(c.passed for c in checks(result).values()), checks(result)
 
     spec = load_spec(Path(project["CAMPAIGNS_DIR"]) / f"{SEED}.yaml")

@@ -13,6 +13,8 @@ import dagster as dg
 import pandas as pd
 
 from campaign_assets.assets.common import (
+    OWNER,
+    campaigns_partitions,
     failed_check,
     report_metadata,
     scope,
@@ -30,7 +32,7 @@ from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
-from campaign_assets.spec import CampaignSpec, find_spec_path, load_spec, spec_hash
+from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, find_spec_path, load_spec, spec_hash
 from campaign_assets import workflows as wf
 
 
@@ -42,21 +44,45 @@ def _result(
     return dg.MaterializeResult(value=outcome.value, metadata=meta | metadata, check_results=list(checks))
 
 
-@dg.asset(
-    **service_asset(
-        None,
-        group_name="campaign_inputs",
-        kinds={"yaml"},
-        description="The validated campaign spec file (CAMPAIGNS_DIR/<id>.yaml). Its data version is the spec hash.",
-    )
+_SECTION_USE = {
+    "brief_inputs": "the brief, content pieces, the content library and the landing page",
+    "plan_inputs": "the media plan and DSP activation",
+    "task_inputs": "the project tasks",
+    "creative_inputs": "the creatives",
+}
+
+
+@dg.multi_asset(
+    name="campaign_spec",
+    partitions_def=campaigns_partitions,
+    outs={
+        "campaign_spec": dg.AssetOut(
+            group_name="campaign_inputs",
+            kinds={"yaml"},
+            owners=[OWNER],
+            code_version="1",
+            description="The validated campaign spec file (CAMPAIGNS_DIR/<id>.yaml). Its data version is the spec hash.",
+        ),
+        **{
+            name: dg.AssetOut(
+                group_name="campaign_inputs",
+                kinds={"yaml"},
+                owners=[OWNER],
+                code_version="1",
+                description=f"The spec fields read by {use}: {', '.join(SPEC_SECTIONS[name])}. Its data version "
+                "hashes only those fields, so a change elsewhere in the spec leaves its consumers fresh.",
+            )
+            for name, use in _SECTION_USE.items()
+        },
+    },
+    internal_asset_deps={name: {dg.AssetKey("campaign_spec")} for name in SPEC_SECTIONS},
 )
-def campaign_spec(
-    context: dg.AssetExecutionContext, workspace: WorkspaceResource
-):
+def campaign_spec(context: dg.AssetExecutionContext, workspace: WorkspaceResource):
     path = find_spec_path(workspace.campaigns_dir, context.partition_key)
     spec = load_spec(path)
     digest = spec_hash(spec)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="campaign_spec",
         value=spec,
         data_version=dg.DataVersion(digest),
         metadata={
@@ -67,6 +93,11 @@ def campaign_spec(
             "budget": f"{spec.budget.total:,.2f} {spec.budget.currency}",
         },
     )
+    for name, fields in SPEC_SECTIONS.items():
+        section = spec_hash(spec, fields)
+        yield dg.MaterializeResult(
+            asset_key=name, value=spec, data_version=dg.DataVersion(section), metadata={"section_hash": section}
+        )
 
 
 @dg.asset(
@@ -79,13 +110,13 @@ def campaign_spec(
     )
 )
 def campaign_brief(
-    campaign_spec: CampaignSpec,
+    brief_inputs: CampaignSpec,
     llm: LLMResource,
     docs: DocsResource,
     ledger: LedgerResource,
     workspace: WorkspaceResource,
 ):
-    spec = campaign_spec
+    spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out))
     missing = wf.missing_sections(outcome.value["markdown"]) if outcome.value else list(wf.BRIEF_SECTIONS)
@@ -109,9 +140,9 @@ def campaign_brief(
     )
 )
 def media_plan(
-    campaign_spec: CampaignSpec, sheets: SheetsResource, ledger: LedgerResource, workspace: WorkspaceResource
+    plan_inputs: CampaignSpec, sheets: SheetsResource, ledger: LedgerResource, workspace: WorkspaceResource
 ):
-    spec = campaign_spec
+    spec = plan_inputs
     plan = build_media_plan(spec)
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.publish_media_plan(spec, plan, sheets, ledger.open(), out))
@@ -141,9 +172,9 @@ def media_plan(
     )
 )
 def project_tasks(
-    campaign_spec: CampaignSpec, asana: AsanaResource, ledger: LedgerResource, workspace: WorkspaceResource
+    task_inputs: CampaignSpec, asana: AsanaResource, ledger: LedgerResource, workspace: WorkspaceResource
 ):
-    spec = campaign_spec
+    spec = task_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.make_project(spec, asana, ledger.open(), out))
     tasks = outcome.reports[-1]
@@ -161,13 +192,13 @@ def project_tasks(
     )
 )
 def creatives(
-    campaign_spec: CampaignSpec,
+    creative_inputs: CampaignSpec,
     images: ImagesResource,
     canva: CanvaResource,
     ledger: LedgerResource,
     workspace: WorkspaceResource,
 ):
-    spec = campaign_spec
+    spec = creative_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.make_creatives(spec, images, canva, ledger.open(), out))
     check = failed_check("all_creatives_produced", outcome.reports[0], "creatives")
@@ -185,13 +216,13 @@ def creatives(
     )
 )
 def content_pieces(
-    campaign_spec: CampaignSpec,
+    brief_inputs: CampaignSpec,
     campaign_brief: dict[str, Any],
     llm: LLMResource,
     ledger: LedgerResource,
     workspace: WorkspaceResource,
 ):
-    spec = campaign_spec
+    spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.write_content(spec, campaign_brief, llm, ledger.open(), out))
     check = failed_check("all_pieces_written", outcome.reports[0], "pieces")
@@ -209,9 +240,9 @@ def content_pieces(
     )
 )
 def content_library(
-    campaign_spec: CampaignSpec, content_pieces: list[dict[str, Any]], ledger: LedgerResource
+    brief_inputs: CampaignSpec, content_pieces: list[dict[str, Any]], ledger: LedgerResource
 ):
-    spec = campaign_spec
+    spec = brief_inputs
     outcome = asyncio.run(wf.store_library(spec, content_pieces, ledger.open()))
     stored, expected = len(outcome.value["pieces"]), outcome.value["expected"]
     check = dg.AssetCheckResult(
@@ -233,12 +264,12 @@ def content_library(
     )
 )
 def landing_page(
-    campaign_spec: CampaignSpec,
+    brief_inputs: CampaignSpec,
     campaign_brief: dict[str, Any],
     creatives: list[dict[str, Any]],
     workspace: WorkspaceResource,
 ):
-    spec = campaign_spec
+    spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     path = wf.build_landing_page(spec, campaign_brief, creatives, out)
     return dg.MaterializeResult(
@@ -257,13 +288,13 @@ def landing_page(
     )
 )
 def dsp_activation(
-    campaign_spec: CampaignSpec,
+    plan_inputs: CampaignSpec,
     media_plan: pd.DataFrame,
     dsp: DSPResource,
     ledger: LedgerResource,
     workspace: WorkspaceResource,
 ):
-    spec = campaign_spec
+    spec = plan_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.activate_dsps(spec, media_plan, dsp, ledger.open(), out))
     check = failed_check("all_line_items_created", outcome.reports[0], "line_items")

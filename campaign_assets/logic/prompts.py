@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from campaign_assets.spec import CampaignSpec, Vector
+from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, Vector
 
 BRIEF_SECTIONS = ("Objective", "Audience", "Key Messages", "Channels and Budget", "Timeline", "Success Metrics")
 
@@ -97,8 +97,6 @@ def _spec_context(spec: CampaignSpec) -> dict[str, Any]:
         flight_days=spec.flight.days,
         channels=[c.model_dump() for c in spec.channels],
         vectors=[v.model_dump() for v in spec.vectors],
-        creative_sizes=list(spec.creative_sizes),
-        task_count=len(spec.launch_tasks()),
     )
 
 
@@ -114,7 +112,7 @@ def brief_request(spec: CampaignSpec) -> PromptRequest:
     prompt = (
         f"Write the campaign brief for '{spec.name}' as markdown, starting with '# {spec.name} — Campaign Brief' "
         f"and containing exactly these sections:\n{sections}\n\n"
-        f"Facts:\n{spec.model_dump_json(indent=2, exclude={'tasks'})}"
+        f"Facts:\n{spec.model_dump_json(indent=2, include=set(SPEC_SECTIONS['brief_inputs']))}"
     )
     return PromptRequest("brief", _system(spec), prompt, _spec_context(spec), max_tokens=1500)
 
