@@ -1,0 +1,25 @@
+"""The emulated vendors, each served under its own prefix on the sandbox."""
+
+from __future__ import annotations
+
+from campaign_assets.sandbox.vendors.asana import ASANA
+from campaign_assets.sandbox.vendors.base import Vendor
+from campaign_assets.sandbox.vendors.canva import CANVA
+from campaign_assets.sandbox.vendors.google_docs import GOOGLE_DOCS
+from campaign_assets.sandbox.vendors.google_drive import GOOGLE_DRIVE
+from campaign_assets.sandbox.vendors.google_sheets import GOOGLE_SHEETS
+from campaign_assets.sandbox.vendors.openai import OPENAI, OPENROUTER
+from campaign_assets.sandbox.vendors.slack import SLACK
+
+VENDORS: tuple[Vendor, ...] = (
+    OPENAI,
+    OPENROUTER,
+    GOOGLE_DOCS,
+    GOOGLE_SHEETS,
+    GOOGLE_DRIVE,
+    ASANA,
+    CANVA,
+    SLACK,
+)
+
+__all__ = ["VENDORS", "Vendor"]
