@@ -75,12 +75,9 @@ def brief_title(spec: CampaignSpec) -> str:
 
 async def _write_document(docs: Any, title: str, name: str, text: str, attempt: Attempt) -> DocRef:
     titled = f"{title} {attempt.marker}"
-    doc = await _adopt_or_create(
-        attempt,
-        lambda: docs.find_document(titled, name=name),
-        lambda: docs.create_document(titled, name=name),
-    )
-    await docs.write_text(doc, text)
+    found = await docs.find_document(titled, name=name) if attempt.recovering else None
+    doc = found or await docs.create_document(titled, name=name)
+    await docs.write_text(doc, text, fresh=found is None)  # a new document is empty: no read first
     return doc
 
 

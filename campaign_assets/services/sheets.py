@@ -8,9 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
+
+from pydantic import Field
 
 from campaign_assets.logic.render import write_text
-from campaign_assets.services.base import LocalClient, ServiceResource
+from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.services.docs import DRIVE_BASE_URL, Drive, google_profile
+from campaign_assets.services.http import HttpSession, VendorProfile
+
+SPREADSHEET_MIME = "application/vnd.google-apps.spreadsheet"
+SPREADSHEET_URL = "https://docs.google.com/spreadsheets/d/{}/edit"
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,42 @@ class LocalSheets(LocalClient):
             self._path(spreadsheet_id.removeprefix("local-sheet:")).unlink(missing_ok=True)
 
 
+class HttpSheets(HttpClient):
+    """Google Sheets v4, with Drive v3 to find spreadsheets by title and delete them."""
+
+    def __init__(self, http: HttpSession, *, drive_base_url: str | None = None):
+        super().__init__(http)
+        self.drive = Drive.at(http, drive_base_url)
+
+    async def create_spreadsheet(self, title: str, *, name: str) -> SheetRef:
+        """spreadsheets.create with one ``Plan`` sheet, exactly once: a lost response is found by its title."""
+
+        async def create() -> SheetRef:
+            body = {"properties": {"title": title}, "sheets": [{"properties": {"title": PLAN_SHEET}}]}
+            created = await self.http.json("POST", "/v4/spreadsheets", json=body)
+            spreadsheet_id = created["spreadsheetId"]
+            url = created.get("spreadsheetUrl") or SPREADSHEET_URL.format(spreadsheet_id)
+            return SheetRef(spreadsheet_id, title, url)
+
+        return await self.http.create_once(create, lambda: self.find_spreadsheet(title, name=name))
+
+    async def update_values(self, sheet: SheetRef, range_a1: str, values: Sequence[Sequence[Any]]) -> None:
+        """values.update: overwrite the fixed range (a PUT, so retried safely; never an append)."""
+        await self.http.json(
+            "PUT",
+            f"/v4/spreadsheets/{sheet.spreadsheet_id}/values/{quote(range_a1, safe='')}",
+            params={"valueInputOption": "RAW"},
+            json={"range": range_a1, "majorDimension": "ROWS", "values": [list(row) for row in values]},
+        )
+
+    async def find_spreadsheet(self, title: str, *, name: str) -> SheetRef | None:
+        file_id = await self.drive.find(title, SPREADSHEET_MIME)
+        return None if file_id is None else SheetRef(file_id, title, SPREADSHEET_URL.format(file_id))
+
+    async def delete_spreadsheet(self, spreadsheet_id: str) -> None:
+        await self.drive.delete(spreadsheet_id)
+
+
 class SheetsResource(ServiceResource):
     """The media plan as a Google Sheet."""
 
@@ -70,7 +114,15 @@ class SheetsResource(ServiceResource):
     DEFAULT_BASE_URL: ClassVar[str] = "https://sheets.googleapis.com"
     DEFAULT_CAP: ClassVar[int] = 3
 
-    drive_base_url: str | None = None
+    drive_base_url: str | None = Field(
+        default=None, description=f"Drive API base URL (to find and delete files); {DRIVE_BASE_URL} when unset."
+    )
 
     def local_client(self, out_dir: Path) -> LocalSheets:
         return LocalSheets(out_dir)
+
+    def http_client(self, http: HttpSession) -> HttpSheets:
+        return HttpSheets(http, drive_base_url=self.drive_base_url)
+
+    def vendor_profile(self) -> VendorProfile:
+        return google_profile(self.SERVICE)
