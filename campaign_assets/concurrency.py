@@ -24,15 +24,16 @@ SERVICE_CAPS: Mapping[str, int] = {
     "slack": 1,
 }
 
-# Steps per pool across every run of the instance. A step holds its own
-# in-step cap, so these bound the vendors' load when a backfill runs many
-# campaigns at once.
+# Steps per pool across every run of the instance. The calls themselves are
+# capped exactly by the slot board (services/slots.py), across processes and
+# runs; pools bound how many step processes wait on one service at once, so
+# a backfill keeps every service busy without a crowd of idle processes.
 POOL_LIMITS: Mapping[str, int] = {
-    "llm": 3,
-    "sheets": 2,
-    "asana": 2,
-    "images": 1,
-    "dsp": 2,
+    "llm": 6,
+    "sheets": 3,
+    "asana": 3,
+    "images": 4,
+    "dsp": 3,
 }
 
 

@@ -60,13 +60,14 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "slack": (SlackResource, "SLACK", "SLACK_BOT_TOKEN"),
 }
 
-# Extra non-secret settings per service: (field, environment variable).
+# Extra settings per service (not secrets): (field, environment variable).
 _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     "llm": (("model", "LLM_MODEL"),),
     "images": (("provider", "IMAGES_PROVIDER"), ("model", "IMAGES_MODEL")),
     "docs": (("drive_base_url", "GOOGLE_DRIVE_BASE_URL"),),
     "sheets": (("drive_base_url", "GOOGLE_DRIVE_BASE_URL"),),
     "asana": (("workspace_gid", "ASANA_WORKSPACE_GID"),),
+    "canva": (("poll_interval_s", "CANVA_POLL_INTERVAL_S"),),
     "slack": (("channel", "SLACK_CHANNEL"),),
 }
 
@@ -94,7 +95,7 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         if concurrency:
             fields["max_concurrency"] = dg.EnvVar.int(f"{prefix}_MAX_CONCURRENCY")
         for field, var in _EXTRA_ENV.get(key, ()):
-            fields[field] = _env(env, var)
+            fields[field] = env.get(var) or None  # settings, not secrets: plain values
         resources[key] = cls(**{k: v for k, v in fields.items() if v is not None})
     # Paths are not secrets: plain values, so a test or a second code
     # location can point at its own folders.
