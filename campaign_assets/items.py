@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from campaign_assets.ledger import Ledger, LedgerRow, Scope
+from campaign_assets.services.http import RetryableVendorError
 
-Action = Literal["created", "reused", "updated", "failed"]
-ACTIONS: tuple[Action, ...] = ("created", "reused", "updated", "failed")
+Action = Literal["created", "reused", "updated", "fallback", "failed"]
+ACTIONS: tuple[Action, ...] = ("created", "reused", "updated", "fallback", "failed")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class ItemReport:
         return [(r.key, r.error or "unknown error") for r in self.results if not r.ok]
 
     @property
+    def fallbacks(self) -> list[tuple[str, str]]:
+        return [(r.key, r.error or "") for r in self.results if r.action == "fallback"]
+
+    @property
     def succeeded(self) -> list[ItemResult]:
         return [r for r in self.results if r.ok]
 
@@ -120,6 +125,7 @@ async def run_items(
     create: Create,
     update: Update | None = None,
     library_row: LibraryRow | None = None,
+    fallback: Create | None = None,
     concurrency: int = 64,
 ) -> ItemReport:
     """Bring every item to "exists with this content", at most once each.
@@ -130,6 +136,11 @@ async def run_items(
     - otherwise: mark pending, ``create``, record. When the row was pending
       or failed, ``create`` runs with ``recovering=True`` and adopts what an
       earlier attempt committed (found by marker) instead of creating it twice.
+
+    When the vendor is down (retries exhausted on 5xx, 429 or transport
+    errors, not a permanent refusal) and a ``fallback`` is given, the local
+    backend makes the artifact: recorded as ``fallback`` with the reason, and
+    brought to the vendor by the next materialization.
 
     The vendor clients cap their own calls; ``concurrency`` only bounds how
     many items are in progress at once.
@@ -145,10 +156,22 @@ async def run_items(
         async with gate:
             try:
                 return await _bring(item, existing.get(item.key))
+            except RetryableVendorError as exc:
+                if fallback is None:
+                    return _fail(item, exc)
+                reason = describe_error(exc)
+                try:
+                    ref = await fallback(item, Attempt(scope.marker(item.key), recovering=False))
+                    return _record(item, "fallback", ref, fallback_reason=reason)
+                except Exception as local_exc:
+                    return _fail(item, local_exc)
             except Exception as exc:  # an item failure never sinks its siblings
-                error = describe_error(exc)
-                ledger.record_failure(scope, item.key, service, item.content_hash, error)
-                return ItemResult(item.key, "failed", error=error)
+                return _fail(item, exc)
+
+    def _fail(item: Item, exc: BaseException) -> ItemResult:
+        error = describe_error(exc)
+        ledger.record_failure(scope, item.key, service, item.content_hash, error)
+        return ItemResult(item.key, "failed", error=error)
 
     async def _bring(item: Item, row: LedgerRow | None) -> ItemResult:
         digest = item.content_hash
@@ -157,12 +180,13 @@ async def run_items(
                 return ItemResult(item.key, "reused", _ref(row))
             ref = await update(item, _ref(row), Attempt(row.marker, recovering=False))
             return _record(item, "updated", ref)
-        attempt = Attempt(scope.marker(item.key), recovering=row is not None and row.status in ("pending", "failed"))
+        recovering = row is not None and row.status in ("pending", "failed", "fallback")
+        attempt = Attempt(scope.marker(item.key), recovering=recovering)
         ledger.mark_pending(scope, item.key, service, digest)
         ref = await create(item, attempt)
         return _record(item, "created", ref)
 
-    def _record(item: Item, action: Action, ref: VendorRef) -> ItemResult:
+    def _record(item: Item, action: Action, ref: VendorRef, fallback_reason: str | None = None) -> ItemResult:
         ledger.record_success(
             scope,
             item.key,
@@ -173,8 +197,9 @@ async def run_items(
             content_hash=item.content_hash,
             payload=ref.data,
             library_row=library_row(item, ref) if library_row else None,
+            fallback_reason=fallback_reason,
         )
-        return ItemResult(item.key, action, ref)
+        return ItemResult(item.key, action, ref, error=fallback_reason)
 
     results = await asyncio.gather(*(one(i) for i in items))
     return ItemReport(service, tuple(results))

@@ -12,7 +12,7 @@ import dagster as dg
 
 from campaign_assets.spec import CampaignSpec
 
-COUNT_KEYS = ("created", "reused", "updated", "failed")
+COUNT_KEYS = ("created", "reused", "updated", "fallback", "failed")
 # The console shows warnings and errors; the event log keeps every event.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

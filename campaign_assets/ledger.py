@@ -39,7 +39,8 @@ ledger_items = sa.Table(
     sa.Column("asset", sa.String(64), primary_key=True),
     sa.Column("item_key", sa.String(200), primary_key=True),
     sa.Column("service", sa.String(32), nullable=False),
-    # pending: a create is in flight (or its outcome was lost); created; failed; deleted
+    # pending: a create is in flight (or its outcome was lost); created; failed;
+    # fallback: made locally while the vendor was down; deleted
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("vendor_id", sa.String(200)),
     sa.Column("url", sa.Text),
@@ -253,17 +254,20 @@ class Ledger:
         content_hash: str,
         payload: Mapping[str, Any],
         library_row: Mapping[str, Any] | None = None,
+        fallback_reason: str | None = None,
     ) -> None:
-        """Ledger row, vault row and audit row in one transaction."""
+        """Ledger row, vault row and audit row in one transaction. With a
+        ``fallback_reason`` the artifact was made by the local backend while
+        the vendor was down: status ``fallback``, retried next time."""
         now = _now()
         values = dict(
             service=service,
-            status="created",
+            status="fallback" if fallback_reason else "created",
             vendor_id=vendor_id,
             url=url,
             content_hash=content_hash,
             payload=json.dumps(payload, sort_keys=True, default=str),
-            error=None,
+            error=fallback_reason,
             updated_at=now,
         )
         with self.transaction() as tx:

@@ -60,6 +60,9 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "slack": (SlackResource, "SLACK", "SLACK_BOT_TOKEN"),
 }
 
+# Retry and timeout policy for every HTTP client: (field, environment variable).
+_HTTP_ENV = (("timeout_s", "HTTP_TIMEOUT_S"), ("backoff_base_s", "HTTP_BACKOFF_S"), ("max_attempts", "HTTP_MAX_ATTEMPTS"))
+
 # Extra settings per service (not secrets): (field, environment variable).
 _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     "llm": (("model", "LLM_MODEL"),),
@@ -93,7 +96,10 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         }
         concurrency = env.get(f"{prefix}_MAX_CONCURRENCY")
         if concurrency:
-            fields["max_concurrency"] = dg.EnvVar.int(f"{prefix}_MAX_CONCURRENCY")
+            fields["max_concurrency"] = int(concurrency)
+        for field, var in _HTTP_ENV:
+            if env.get(var):
+                fields[field] = float(env[var]) if field != "max_attempts" else int(env[var])
         for field, var in _EXTRA_ENV.get(key, ()):
             fields[field] = env.get(var) or None  # settings, not secrets: plain values
         resources[key] = cls(**{k: v for k, v in fields.items() if v is not None})

@@ -12,7 +12,8 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +58,18 @@ def _scope(spec: CampaignSpec, asset: str) -> Scope:
     return Scope(spec.organization, spec.id, asset)
 
 
+@asynccontextmanager
+async def _clients(out: Path, *resources: Any) -> AsyncIterator[tuple[list[Any], list[Any] | None]]:
+    """One session per resource, and when any of them speaks HTTP, their
+    local twins: the fallback that makes the artifact while a vendor is down."""
+    async with AsyncExitStack() as stack:
+        live = [await stack.enter_async_context(r.session(out)) for r in resources]
+        local = None
+        if any(r.backend == "http" for r in resources):
+            local = [await stack.enter_async_context(r.session(out, local=True)) for r in resources]
+        yield live, local
+
+
 async def _adopt_or_create(
     attempt: Attempt, find: Callable[[], Awaitable[T | None]], create: Callable[[], Awaitable[T]]
 ) -> T:
@@ -85,12 +98,17 @@ async def make_brief(spec: CampaignSpec, llm: LLMResource, docs: DocsResource, l
     request = brief_request(spec)
     title = brief_title(spec)
     item = Item("brief", {"system": request.system, "prompt": request.prompt, "title": title})
-    async with llm.session(out) as writer, docs.session(out) as doc_client:
 
+    def writing(writer: Any, doc_client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
         async def create(item: Item, attempt: Attempt) -> VendorRef:
             text = (await writer.complete(request)).text
             doc = await _write_document(doc_client, title, "brief", text, attempt)
             return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": text})
+
+        return create
+
+    async with _clients(out, llm, docs) as (live, local):
+        writer, doc_client = live
 
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
             text = (await writer.complete(request)).text
@@ -98,11 +116,13 @@ async def make_brief(spec: CampaignSpec, llm: LLMResource, docs: DocsResource, l
             await doc_client.write_text(doc, text)
             return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": text})
 
-        report = await run_items(ledger, _scope(spec, "campaign_brief"), "docs", [item], create=create, update=update)
-        clients = [writer, doc_client]
+        report = await run_items(
+            ledger, _scope(spec, "campaign_brief"), "docs", [item],
+            create=writing(*live), update=update, fallback=local and writing(*local),
+        )
     ref = report.ref("brief")
     value = None if ref is None else {"document_id": ref.vendor_id, "url": ref.url, **ref.data}
-    return Outcome(value, [report], clients, {"document_url": ref and ref.url})
+    return Outcome(value, [report], live, {"document_url": ref and ref.url})
 
 
 def missing_sections(markdown: str) -> list[str]:
@@ -122,15 +142,15 @@ async def publish_media_plan(
     title = f"{spec.name} — Media Plan"
     values = plan_values(plan)
     item = Item("spreadsheet", {"title": title, "values": values})
-    async with sheets.session(out) as client:
 
-        async def write(sheet: SheetRef, previous_rows: int) -> VendorRef:
-            # A fixed range, never append: pad with blanks to clear rows a
-            # longer earlier plan left behind.
-            rows = values + [[""] * len(values[0])] * max(0, previous_rows - len(values))
-            await client.update_values(sheet, a1_range_for(rows), rows)
-            return VendorRef(sheet.spreadsheet_id, sheet.url, {"title": title, "rows": len(rows)})
+    async def write(client: Any, sheet: SheetRef, previous_rows: int) -> VendorRef:
+        # A fixed range, never append: pad with blanks to clear rows a
+        # longer earlier plan left behind.
+        rows = values + [[""] * len(values[0])] * max(0, previous_rows - len(values))
+        await client.update_values(sheet, a1_range_for(rows), rows)
+        return VendorRef(sheet.spreadsheet_id, sheet.url, {"title": title, "rows": len(rows)})
 
+    def publishing(client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
         async def create(item: Item, attempt: Attempt) -> VendorRef:
             titled = f"{title} {attempt.marker}"
             sheet = await _adopt_or_create(
@@ -138,14 +158,22 @@ async def publish_media_plan(
                 lambda: client.find_spreadsheet(titled, name="media_plan"),
                 lambda: client.create_spreadsheet(titled, name="media_plan"),
             )
-            return await write(sheet, 0)
+            return await write(client, sheet, 0)
+
+        return create
+
+    async with _clients(out, sheets) as (live, local):
+        (client,) = live
 
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
-            return await write(SheetRef(ref.vendor_id, title, ref.url or ""), int(ref.data.get("rows", 0)))
+            return await write(client, SheetRef(ref.vendor_id, title, ref.url or ""), int(ref.data.get("rows", 0)))
 
-        report = await run_items(ledger, _scope(spec, "media_plan"), "sheets", [item], create=create, update=update)
+        report = await run_items(
+            ledger, _scope(spec, "media_plan"), "sheets", [item],
+            create=publishing(client), update=update, fallback=local and publishing(*local),
+        )
     ref = report.ref("spreadsheet")
-    return Outcome(plan, [report], [client], {"spreadsheet_url": ref and ref.url})
+    return Outcome(plan, [report], live, {"spreadsheet_url": ref and ref.url})
 
 
 # ---- project_tasks ----------------------------------------------------------
@@ -153,9 +181,10 @@ async def make_project(spec: CampaignSpec, asana: AsanaResource, ledger: Ledger,
     scope = _scope(spec, "project_tasks")
     notes = f"Launch plan for {spec.name} ({spec.flight.start} to {spec.flight.end}). Managed by campaign_assets."
     planned = spec.launch_tasks()
-    async with asana.session(out) as client:
+    by_key = {f"task:{t.key}": t for t in planned}
 
-        async def create_project(item: Item, attempt: Attempt) -> VendorRef:
+    def project_creator(client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
             project = await _adopt_or_create(
                 attempt,
                 lambda: client.find_project(marker=attempt.marker),
@@ -163,42 +192,54 @@ async def make_project(spec: CampaignSpec, asana: AsanaResource, ledger: Ledger,
             )
             return VendorRef(project.gid, project.url, {"name": project.name})
 
-        project_report = await run_items(
-            ledger, scope, "asana", [Item("project", {"name": spec.name, "notes": notes})], create=create_project
-        )
-        project = project_report.ref("project")
-        if project is None:
-            skipped = tuple(ItemResult(f"task:{t.key}", "failed", error="project was not created") for t in planned)
-            return Outcome(None, [project_report, ItemReport("asana", skipped)], [client])
+        return create
 
-        def task_item(task: Any) -> Item:
-            return Item(f"task:{task.key}", {"name": task.name, "notes": task.notes, "due_on": task.due_on})
-
-        by_key = {f"task:{t.key}": t for t in planned}
-
-        async def create_task(item: Item, attempt: Attempt) -> VendorRef:
+    def task_creator(client: Any, project_gid: str) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
+        async def create(item: Item, attempt: Attempt) -> VendorRef:
             t = by_key[item.key]
             task = await _adopt_or_create(
                 attempt,
-                lambda: client.find_task(project.vendor_id, marker=attempt.marker),
-                lambda: client.create_task(project.vendor_id, t.name, t.notes, t.due_on, marker=attempt.marker),
+                lambda: client.find_task(project_gid, marker=attempt.marker),
+                lambda: client.create_task(project_gid, t.name, t.notes, t.due_on, marker=attempt.marker),
             )
             return VendorRef(task.gid, task.url, {"name": task.name, "due_on": task.due_on})
 
+        return create
+
+    async with _clients(out, asana) as (live, local):
+        (client,) = live
+        project_report = await run_items(
+            ledger, scope, "asana", [Item("project", {"name": spec.name, "notes": notes})],
+            create=project_creator(client), fallback=local and project_creator(*local),
+        )
+        project = project_report.ref("project")
+        if project is None:
+            skipped = tuple(ItemResult(key, "failed", error="project was not created") for key in by_key)
+            return Outcome(None, [project_report, ItemReport("asana", skipped)], live)
+        # Tasks live where their project lives: a project made locally while
+        # Asana was down gets local tasks, and both move to Asana next time.
+        project_is_local = project_report.results[0].action == "fallback"
+        tasks_client = local[0] if project_is_local and local else client
+
         async def update_task(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
             t = by_key[item.key]
-            task = await client.update_task(ref.vendor_id, t.name, t.notes, t.due_on, marker=attempt.marker)
+            task = await tasks_client.update_task(ref.vendor_id, t.name, t.notes, t.due_on, marker=attempt.marker)
             return VendorRef(task.gid, task.url, {"name": task.name, "due_on": task.due_on})
 
         task_report = await run_items(
-            ledger, scope, "asana", [task_item(t) for t in planned], create=create_task, update=update_task
+            ledger, scope, "asana",
+            [Item(key, {"name": t.name, "notes": t.notes, "due_on": t.due_on, "project": project.vendor_id})
+             for key, t in by_key.items()],
+            create=task_creator(tasks_client, project.vendor_id),
+            update=update_task,
+            fallback=None if project_is_local or not local else task_creator(local[0], project.vendor_id),
         )
     tasks = [
         {
             "key": r.key,
             "name": by_key[r.key].name,
             "due_on": by_key[r.key].due_on.isoformat(),
-            "status": "ok" if r.ok else "failed",
+            "status": {"failed": "failed", "fallback": "local"}.get(r.action, "ok"),
             "gid": r.ref.vendor_id if r.ref else "",
             "url": (r.ref.url if r.ref else "") or "",
             "error": r.error or "",
@@ -207,7 +248,7 @@ async def make_project(spec: CampaignSpec, asana: AsanaResource, ledger: Ledger,
     ]
     write_text(out / "tasks.csv", _csv(tasks))
     value = {"project": {"gid": project.vendor_id, "url": project.url, "name": spec.name}, "tasks": tasks}
-    return Outcome(value, [project_report, task_report], [client], {"project_url": project.url})
+    return Outcome(value, [project_report, task_report], live, {"project_url": project.url})
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
@@ -232,9 +273,9 @@ async def make_creatives(
 ) -> Outcome:
     line = headline(spec)
     prompt = image_prompt(spec)
-    async with images.session(out) as painter, canva.session(out) as designer:
 
-        async def produce(item: Item, attempt: Attempt, *, replace: str | None = None) -> VendorRef:
+    def producer(painter: Any, designer: Any) -> Callable[..., Awaitable[VendorRef]]:
+        async def produce(item: Item, attempt: Attempt, replace: str | None = None) -> VendorRef:
             size = item.content["size"]
             width, height = parse_size(size)
             path = out / "creatives" / f"{size}.png"
@@ -259,12 +300,16 @@ async def make_creatives(
             data = dict(size=size, width=width, height=height, path=str(path), asset_id=asset_id, view_url=design.view_url)
             return VendorRef(design.design_id, design.edit_url, data)
 
+        return produce
+
+    async with _clients(out, images, canva) as (live, local):
+        produce = producer(*live)
+
         async def create(item: Item, attempt: Attempt) -> VendorRef:
             return await produce(item, attempt)
 
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
-            fresh = Attempt(attempt.marker, recovering=False)
-            return await produce(item, fresh, replace=ref.data.get("asset_id") or None)
+            return await produce(item, Attempt(attempt.marker, recovering=False), ref.data.get("asset_id") or None)
 
         items = [
             Item(
@@ -273,9 +318,12 @@ async def make_creatives(
             )
             for size in spec.creative_sizes
         ]
-        report = await run_items(ledger, _scope(spec, "creatives"), "canva", items, create=create, update=update)
+        report = await run_items(
+            ledger, _scope(spec, "creatives"), "canva", items,
+            create=create, update=update, fallback=local and producer(*local),
+        )
     value = [dict(r.ref.data, design_id=r.ref.vendor_id, edit_url=r.ref.url) for r in report.succeeded if r.ref]
-    return Outcome(value, [report], [painter, designer])
+    return Outcome(value, [report], live)
 
 
 # ---- content_pieces and content_library ------------------------------------
@@ -296,8 +344,8 @@ async def write_content(spec: CampaignSpec, brief: dict[str, Any], llm: LLMResou
     requests = {
         piece_key(v.stakeholder_group, ct): (v, ct, content_request(spec, v, ct, excerpt)) for v, ct in spec.content_matrix()
     }
-    async with llm.session(out) as writer:
 
+    def writing(writer: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
         async def create(item: Item, attempt: Attempt) -> VendorRef:
             vector, content_type, request = requests[item.key]
             body = (await writer.complete(request)).text
@@ -308,13 +356,21 @@ async def write_content(spec: CampaignSpec, brief: dict[str, Any], llm: LLMResou
             )
             return VendorRef(f"piece:{item.key}", path.as_uri(), data)
 
+        return create
+
+    async with _clients(out, llm) as (live, local):
+        create = writing(*live)
+
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
             return await create(item, attempt)
 
         items = [Item(key, {"system": r.system, "prompt": r.prompt}) for key, (_, _, r) in requests.items()]
-        report = await run_items(ledger, _scope(spec, "content_pieces"), "llm", items, create=create, update=update)
+        report = await run_items(
+            ledger, _scope(spec, "content_pieces"), "llm", items,
+            create=create, update=update, fallback=local and writing(*local),
+        )
     value = [dict(r.ref.data) for r in report.succeeded if r.ref]
-    return Outcome(value, [report], [writer])
+    return Outcome(value, [report], live)
 
 
 async def store_library(spec: CampaignSpec, pieces: list[dict[str, Any]], ledger: Ledger) -> Outcome:
@@ -415,13 +471,15 @@ async def activate_dsps(
 def campaign_facts(spec: CampaignSpec, ledger: Ledger) -> dict[str, Any]:
     """Counts and failures from the ledger: the source of truth for every item."""
     rows = [r for r in ledger.campaign_rows(spec.organization, spec.id) if r.scope.asset != "summary_report"]
-    done = Counter(r.scope.asset for r in rows if r.status == "created")
+    done = Counter(r.scope.asset for r in rows if r.status in ("created", "fallback"))
     failures = sorted((r.scope.asset, r.item_key, r.error or "") for r in rows if r.status in ("failed", "pending"))
+    fallbacks = sorted((r.scope.asset, r.item_key, r.error or "") for r in rows if r.status == "fallback")
     return {
         "items_by_asset": dict(sorted(done.items())),
         "items_total": sum(done.values()),
         "failures": [{"asset": a, "item": k, "error": e} for a, k, e in failures],
         "failure_count": len(failures),
+        "fallbacks": [{"asset": a, "item": k, "reason": e} for a, k, e in fallbacks],
     }
 
 
@@ -432,6 +490,10 @@ def report_markdown(spec: CampaignSpec, summary: str, facts: dict[str, Any], lin
     lines += [f"| {asset} | {n} |" for asset, n in facts["items_by_asset"].items()]
     lines += ["", "## Failures", ""]
     lines += [f"- `{f['asset']}` / `{f['item']}`: {f['error']}" for f in facts["failures"]] or ["None."]
+    if facts["fallbacks"]:
+        lines += ["", "## Made locally while the vendor was down", ""]
+        lines += [f"- `{f['asset']}` / `{f['item']}`: {f['reason']}" for f in facts["fallbacks"]]
+        lines += ["", "The next materialization publishes them to the vendor."]
     return "\n".join(lines) + "\n"
 
 
@@ -456,45 +518,55 @@ async def make_report(
     request = summary_request(spec, prose | {"failures": facts["failures"]})
     title = f"{spec.name} — Summary Report"
     scope = _scope(spec, "summary_report")
-    async with llm.session(out) as writer, docs.session(out) as doc_client, slack.session(out) as notifier:
 
-        async def compose() -> str:
-            summary = (await writer.complete(request)).text
-            return report_markdown(spec, summary, facts, links)
-
+    def reporting(writer: Any, doc_client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
         async def create(item: Item, attempt: Attempt) -> VendorRef:
-            markdown = await compose()
+            summary = (await writer.complete(request)).text
+            markdown = report_markdown(spec, summary, facts, links)
             doc = await _write_document(doc_client, title, "summary_report", markdown, attempt)
             return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": markdown})
 
+        return create
+
+    def notifying(notifier: Any, text: str) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
+        async def notify(item: Item, attempt: Attempt) -> VendorRef:
+            message = await _adopt_or_create(
+                attempt,
+                lambda: notifier.find_message(marker=attempt.marker),
+                lambda: notifier.post_message(f"{text} {attempt.marker}", marker=attempt.marker),
+            )
+            return VendorRef(message.ts, None, {"channel": message.channel})
+
+        return notify
+
+    async with _clients(out, llm, docs, slack) as (live, local):
+        writer, doc_client, notifier = live
+
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
-            markdown = await compose()
+            summary = (await writer.complete(request)).text
+            markdown = report_markdown(spec, summary, facts, links)
             await doc_client.write_text(DocRef(ref.vendor_id, title, ref.url or ""), markdown)
             return VendorRef(ref.vendor_id, ref.url, {"title": title, "markdown": markdown})
 
         content = {"prompt": request.prompt, "facts": facts, "links": links}
-        doc_report = await run_items(ledger, scope, "docs", [Item("report", content)], create=create, update=update)
+        doc_report = await run_items(
+            ledger, scope, "docs", [Item("report", content)],
+            create=reporting(writer, doc_client), update=update, fallback=local and reporting(*local[:2]),
+        )
         reports = [doc_report]
         doc = doc_report.ref("report")
         if doc is not None:
             text = f"{title} is ready: {doc.url}" + (f" ({failure_count} items failed)" if failure_count else "")
-
-            async def notify(item: Item, attempt: Attempt) -> VendorRef:
-                message = await _adopt_or_create(
-                    attempt,
-                    lambda: notifier.find_message(marker=attempt.marker),
-                    lambda: notifier.post_message(f"{text} {attempt.marker}", marker=attempt.marker),
-                )
-                return VendorRef(message.ts, None, {"channel": message.channel})
+            notify = notifying(notifier, text)
 
             async def renotify(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
                 return await notify(item, Attempt(attempt.marker, recovering=False))
 
             reports.append(
                 await run_items(
-                    ledger, scope, "slack", [Item("notification", {"text": text})], create=notify, update=renotify
+                    ledger, scope, "slack", [Item("notification", {"text": text})],
+                    create=notify, update=renotify, fallback=local and notifying(local[2], text),
                 )
             )
-        clients = [writer, doc_client, notifier]
     value = None if doc is None else {"url": doc.url, **doc.data, "facts": facts}
-    return Outcome(value, reports, clients, {"report_url": doc and doc.url})
+    return Outcome(value, reports, live, {"report_url": doc and doc.url})

@@ -149,8 +149,8 @@ def test_partial_failure_lands_the_rest_warns_and_retries_only_the_failed(projec
     first = materialize(project, **flaky)
     assert first.success
     c = counts(first)
-    assert c["project_tasks"] == {"created": 12, "reused": 0, "updated": 0, "failed": 2}
-    assert c["creatives"] == {"created": 3, "reused": 0, "updated": 0, "failed": 1}
+    assert c["project_tasks"] == {"created": 12, "reused": 0, "updated": 0, "fallback": 0, "failed": 2}
+    assert c["creatives"] == {"created": 3, "reused": 0, "updated": 0, "fallback": 0, "failed": 1}
     warned = checks(first)
     for name in ("all_tasks_created", "all_creatives_produced"):
         assert not warned[name].passed and warned[name].severity == dg.AssetCheckSeverity.WARN
@@ -162,8 +162,8 @@ def test_partial_failure_lands_the_rest_warns_and_retries_only_the_failed(projec
 
     second = materialize(project)  # the vendors recovered
     c = counts(second)
-    assert c["project_tasks"] == {"created": 2, "reused": 12, "updated": 0, "failed": 0}  # 11 tasks + project
-    assert c["creatives"] == {"created": 1, "reused": 3, "updated": 0, "failed": 0}
+    assert c["project_tasks"] == {"created": 2, "reused": 12, "updated": 0, "fallback": 0, "failed": 0}  # 11 tasks + project
+    assert c["creatives"] == {"created": 1, "reused": 3, "updated": 0, "fallback": 0, "failed": 0}
     assert all(e.passed for e in checks(second).values())
     assert "None." in second.output_for_node("summary_report")["markdown"]
 
@@ -174,7 +174,7 @@ def test_a_changed_spec_updates_only_what_changed(project: dict[str, str]) -> No
     path.write_text(path.read_text().replace("creative_sizes: [300x250, 728x90, 160x600, 320x50]",
                                              "creative_sizes: [300x250, 728x90, 160x600, 320x50, 300x600]"))
     c = counts(materialize(project))
-    assert c["creatives"] == {"created": 1, "reused": 4, "updated": 0, "failed": 0}
+    assert c["creatives"] == {"created": 1, "reused": 4, "updated": 0, "fallback": 0, "failed": 0}
     assert c["project_tasks"]["reused"] == 14 and c["content_pieces"]["reused"] == 9
     out = next(Path(project["WORKSPACE_DIR"]).rglob("creatives"))
     assert Image.open(out / "300x600.png").size == (300, 600)

@@ -63,14 +63,14 @@ def run(ledger: Ledger, vendor: Vendor, work: list[Item], **kw):
 def test_create_then_reuse_then_update_only_what_changed(ledger: Ledger) -> None:
     vendor = Vendor()
     first = run(ledger, vendor, items(("a", "1"), ("b", "2"), ("c", "3")))
-    assert first.counts == {"created": 3, "reused": 0, "updated": 0, "failed": 0}
+    assert first.counts == {"created": 3, "reused": 0, "updated": 0, "fallback": 0, "failed": 0}
     counts_after_first = ledger.counts()
 
     again = run(ledger, vendor, items(("a", "1"), ("b", "2"), ("c", "3")))
     assert again.counts["reused"] == 3 and ledger.counts() == counts_after_first
 
     changed = run(ledger, vendor, items(("a", "1"), ("b", "2*"), ("c", "3")))
-    assert changed.counts == {"created": 0, "reused": 2, "updated": 1, "failed": 0}
+    assert changed.counts == {"created": 0, "reused": 2, "updated": 1, "fallback": 0, "failed": 0}
     assert [c for c in vendor.calls if c[0] == "update"] == [("update", "b")]
     assert len(vendor.objects) == 3
 
@@ -85,7 +85,7 @@ def test_failures_are_isolated_recorded_and_retried_alone(ledger: Ledger) -> Non
     vendor.fail.clear()
     vendor.calls.clear()
     retry = run(ledger, vendor, items(("a", "1"), ("b", "2"), ("c", "3")))
-    assert retry.counts == {"created": 1, "reused": 2, "updated": 0, "failed": 0}
+    assert retry.counts == {"created": 1, "reused": 2, "updated": 0, "fallback": 0, "failed": 0}
     assert vendor.calls == [("create", "b")]
 
 

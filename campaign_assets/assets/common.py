@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from campaign_assets.items import ItemReport
+from campaign_assets.items import ACTIONS, ItemReport
 from campaign_assets.ledger import Scope
 from campaign_assets.spec import CampaignSpec
 
@@ -34,15 +34,22 @@ def scope(spec: CampaignSpec, asset: str) -> Scope:
 
 def report_metadata(*reports: ItemReport) -> dict[str, Any]:
     """Counts per outcome, and every failure with its reason."""
-    counts = {"created": 0, "reused": 0, "updated": 0, "failed": 0}
+    counts = dict.fromkeys(ACTIONS, 0)
     failures: list[tuple[str, str]] = []
+    fallbacks: list[tuple[str, str]] = []
     for report in reports:
         for action, n in report.counts.items():
             counts[action] += n
         failures += report.failures
+        fallbacks += report.fallbacks
     meta: dict[str, Any] = {f"items_{k}": dg.MetadataValue.int(v) for k, v in counts.items()}
     if failures:
         meta["failures"] = dg.MetadataValue.md("\n".join(f"- `{key}`: {reason}" for key, reason in failures))
+    if fallbacks:
+        meta["fallback"] = dg.MetadataValue.md(
+            "Made by the local backend while the vendor was down; published next time.\n\n"
+            + "\n".join(f"- `{key}`: {reason}" for key, reason in fallbacks)
+        )
     return meta
 
 

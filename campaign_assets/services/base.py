@@ -128,8 +128,10 @@ class ServiceResource(dg.ConfigurableResource):
 
     # ---- the one entry point assets use -------------------------------------
     @asynccontextmanager
-    async def session(self, out_dir: Path) -> AsyncIterator[Any]:
-        if self.backend == "local":
+    async def session(self, out_dir: Path, *, local: bool = False) -> AsyncIterator[Any]:
+        """One client for a step. ``local=True``: the local backend whatever
+        is configured (the fallback when the vendor is down)."""
+        if local or self.backend == "local":
             out_dir.mkdir(parents=True, exist_ok=True)
             yield self.local_client(out_dir)
             return
