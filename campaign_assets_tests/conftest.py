@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from campaign_assets.sandbox.config import SandboxConfig
+from campaign_assets.sandbox.server import SandboxServer
+
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES = PROJECT / "campaigns"
 SEED = "q4-product-launch"
+# Client tests: a fast sandbox whose timeout faults outlast the clients' short timeouts.
+CLIENT_SANDBOX = {"scale": 0.001, "timeout_hold_s": 1.0}
 PG_ADMIN_URL = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
@@ -60,3 +65,17 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """One vendor sandbox per test module, on a free port."""
+    with SandboxServer(SandboxConfig(**CLIENT_SANDBOX)) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    """The module's sandbox with a clean slate: no objects, calls or queued faults."""
+    sandbox_server.reset(**CLIENT_SANDBOX)
+    return sandbox_server

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services.asana import AsanaResource, HttpAsana, with_marker
 from campaign_assets.services.http import PermanentVendorError
@@ -19,17 +17,6 @@ TOKEN = "sandbox-asana-token"
 WORKSPACE = "1200000000000001"
 DUE = dt.date(2027, 1, 4)
 PROJECT_MARKER = "[ca:acme/q4/project_tasks/project]"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(scale=0.001, timeout_hold_s=0.5)) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(sandbox: SandboxServer) -> None:
-    sandbox.reset()
 
 
 def resource(sandbox: SandboxServer, **overrides: Any) -> AsanaResource:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.content import render_png
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services.canva import ASSET_NAME_MAX, CanvaResource, Design, HttpCanva, asset_name, marker_tag
@@ -20,17 +18,6 @@ TOKEN = "sandbox-canva-token"
 MARKER = "[ca:acme/q4-product-launch/creatives/creative:300x250]"
 TITLE = f"Q4 Product Launch 300x250 {MARKER}"
 PNG = render_png("creative", 300, 250)
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(scale=0.001, timeout_hold_s=0.5)) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(sandbox: SandboxServer) -> None:
-    sandbox.reset()
 
 
 def resource(sandbox: SandboxServer, **overrides: Any) -> CanvaResource:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services.docs import DocsResource, HttpDocs, drive_quote, google_classify
 from campaign_assets.services.http import PermanentVendorError
@@ -24,7 +23,6 @@ from campaign_assets.services.sheets import HttpSheets, SheetsResource, a1_range
 
 TOKEN = "sandbox-google-token"
 REVOKED = "ya29.revoked-access-token"
-SANDBOX = {"scale": 0.001, "timeout_hold_s": 1.0}  # timeout faults outlast the client's timeout below
 TITLE = "Q4 Launch — Campaign Brief [ca:acme/q4/brief] O'Brien's \\ notes"
 CREATE_DOC = "POST /v1/documents"
 CREATE_SHEET = "POST /v4/spreadsheets"
@@ -32,18 +30,6 @@ GET_DOC = "GET /v1/documents/{documentId}"
 BATCH_UPDATE = "POST /v1/documents/{documentId}:batchUpdate"
 PUT_VALUES = "PUT /v4/spreadsheets/{spreadsheetId}/values/{range}"
 LIST_FILES = "GET /drive/v3/files"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(**SANDBOX)) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(server: SandboxServer) -> SandboxServer:
-    server.reset(**SANDBOX)
-    return server
 
 
 def docs_resource(url: str, token: str = TOKEN) -> DocsResource:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,31 +19,19 @@ import pytest
 from PIL import Image
 
 from campaign_assets.logic.prompts import PromptRequest
-from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services.base import ServiceResource
+
+from .conftest import CLIENT_SANDBOX
 from campaign_assets.services.http import PermanentVendorError
 from campaign_assets.services.images import HttpImages, ImagesResource
 from campaign_assets.services.llm import HttpLLM, LLMResource, openai_classify
 
 TOKEN = "sandbox-openai-token"
 REVOKED = "sk-revoked-0123456789abcdefghij"
-SANDBOX = {"scale": 0.001, "timeout_hold_s": 1.0}  # timeout faults outlast the client's timeout below
 FAST = {"backoff_base_s": 0.001, "timeout_s": 0.3}
 REQUEST = PromptRequest("brief", "You write briefs.", "Write the brief.\n## Objective\n## Audience", max_tokens=99)
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(**SANDBOX)) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(server: SandboxServer) -> SandboxServer:
-    server.reset(**SANDBOX)
-    return server
 
 
 def run(coro: Awaitable[Any]) -> Any:
@@ -176,7 +164,7 @@ def test_rate_limit_recovers(sandbox: SandboxServer, case: str, tmp_path: Path) 
 
 def test_openai_rate_limit_honours_retry_after(sandbox: SandboxServer, tmp_path: Path) -> None:
     """OpenAI's 429 carries Retry-After (the sandbox's fractional form: one scaled second)."""
-    sandbox.reset(**{**SANDBOX, "scale": 0.02})  # hint 20 ms, far above the 1 ms backoff
+    sandbox.reset(**{**CLIENT_SANDBOX, "scale": 0.02})  # hint 20 ms, far above the 1 ms backoff
     sandbox.queue_fault("openai", "429", "POST /chat/completions")
 
     async def go() -> Any:

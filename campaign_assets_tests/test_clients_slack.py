@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services import slack
 from campaign_assets.services.http import PermanentVendorError
@@ -19,17 +17,6 @@ TOKEN = "xoxb-sandbox-token"
 CHANNEL = "C0CAMPAIGNS"
 MARKER = "[ca:acme/q4/summary_report/notification]"
 TEXT = f"Q4 Product Launch — Summary Report is ready: https://docs.example/d/1 {MARKER}"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(scale=0.001, timeout_hold_s=0.5)) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(sandbox: SandboxServer) -> None:
-    sandbox.reset()
 
 
 def resource(sandbox: SandboxServer, **overrides: Any) -> SlackResource:

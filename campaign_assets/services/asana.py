@@ -220,7 +220,6 @@ class AsanaResource(ServiceResource):
 
     SERVICE: ClassVar[str] = "asana"
     DEFAULT_BASE_URL: ClassVar[str] = "https://app.asana.com/api/1.0"
-    DEFAULT_CAP: ClassVar[int] = 5
 
     workspace_gid: str | None = Field(default=None, description="Asana workspace the projects live in.")
     page_size: int = Field(default=100, ge=1, le=100, description="Records per page when listing (Asana's limit).")

@@ -91,7 +91,6 @@ class ServiceResource(dg.ConfigurableResource):
 
     SERVICE: ClassVar[str] = ""
     DEFAULT_BASE_URL: ClassVar[str] = ""
-    DEFAULT_CAP: ClassVar[int] = 4
 
     base_url: str | None = Field(default=None, description="Vendor API base URL; the vendor's own when unset.")
     api_key: str | None = Field(default=None, description="Token (set through EnvVar). Unset: local backend.")
@@ -111,7 +110,7 @@ class ServiceResource(dg.ConfigurableResource):
 
     @property
     def cap(self) -> int:
-        return self.max_concurrency or SERVICE_CAPS.get(self.SERVICE, self.DEFAULT_CAP)
+        return self.max_concurrency or SERVICE_CAPS[self.SERVICE]
 
     # ---- subclasses provide the two backends -------------------------------
     def local_client(self, out_dir: Path) -> Any:

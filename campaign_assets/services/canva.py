@@ -217,7 +217,6 @@ class CanvaResource(ServiceResource):
 
     SERVICE: ClassVar[str] = "canva"
     DEFAULT_BASE_URL: ClassVar[str] = "https://api.canva.com/rest"
-    DEFAULT_CAP: ClassVar[int] = 2
 
     poll_interval_s: float = Field(default=1.0, gt=0, description="Seconds between polls of an upload job.")
     upload_timeout_s: float = Field(default=600.0, gt=0, description="Give up polling an upload job after this.")

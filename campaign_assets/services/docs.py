@@ -220,7 +220,6 @@ class DocsResource(ServiceResource):
 
     SERVICE: ClassVar[str] = "docs"
     DEFAULT_BASE_URL: ClassVar[str] = "https://docs.googleapis.com"
-    DEFAULT_CAP: ClassVar[int] = 3
 
     drive_base_url: str | None = Field(
         default=None, description=f"Drive API base URL (to find and delete files); {DRIVE_BASE_URL} when unset."

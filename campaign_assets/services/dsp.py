@@ -46,7 +46,6 @@ class DSPResource(ServiceResource):
     """Amazon DSP, The Trade Desk and DV360 line items (local backend: records to traffic)."""
 
     SERVICE: ClassVar[str] = "dsp"
-    DEFAULT_CAP: ClassVar[int] = 4
 
     def local_client(self, out_dir: Path) -> LocalDSP:
         return LocalDSP(out_dir)

@@ -103,7 +103,6 @@ class ImagesResource(ServiceResource):
 
     SERVICE: ClassVar[str] = "images"
     DEFAULT_BASE_URL: ClassVar[str] = "https://api.openai.com/v1"
-    DEFAULT_CAP: ClassVar[int] = 2
 
     provider: Provider = Field(default="openai")
     model: str = Field(default="gpt-image-1")

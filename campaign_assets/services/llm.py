@@ -108,7 +108,6 @@ class LLMResource(ServiceResource):
 
     SERVICE: ClassVar[str] = "llm"
     DEFAULT_BASE_URL: ClassVar[str] = "https://api.openai.com/v1"
-    DEFAULT_CAP: ClassVar[int] = 8
 
     model: str = Field(default="gpt-4o-mini", description="Model name sent to the chat completions API.")
     temperature: float = Field(default=0.4)

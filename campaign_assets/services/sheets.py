@@ -112,7 +112,6 @@ class SheetsResource(ServiceResource):
 
     SERVICE: ClassVar[str] = "sheets"
     DEFAULT_BASE_URL: ClassVar[str] = "https://sheets.googleapis.com"
-    DEFAULT_CAP: ClassVar[int] = 3
 
     drive_base_url: str | None = Field(
         default=None, description=f"Drive API base URL (to find and delete files); {DRIVE_BASE_URL} when unset."

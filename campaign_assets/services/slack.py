@@ -102,7 +102,6 @@ class SlackResource(ServiceResource):
 
     SERVICE: ClassVar[str] = "slack"
     DEFAULT_BASE_URL: ClassVar[str] = "https://slack.com/api"
-    DEFAULT_CAP: ClassVar[int] = 1
 
     channel: str = Field(
         default="#campaigns",
