@@ -88,6 +88,14 @@ def test_every_asset_materializes_real_artifacts(project: dict[str, str]) -> Non
     report = (out / "summary_report.md").read_text()
     assert "## Failures" in report and "None." in report
 
+    # What people click in the UI: vendor URLs, the plan as a table, creative thumbnails, per-service stats.
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert isinstance(meta["campaign_brief"]["document_url"], dg.UrlMetadataValue)
+    assert meta["media_plan"]["preview"].value.startswith("| channel | DSP | weeks |")
+    assert meta["creatives"]["preview"].value.count("data:image/png;base64,") == 4
+    assert isinstance(meta["creatives"]["design 300x250"], dg.UrlMetadataValue)
+    assert meta["project_tasks"]["asana/stats"].value["calls"] == 14
+
 
 def test_second_materialization_reuses_everything_and_adds_no_rows(project: dict[str, str]) -> None:
     materialize(project)

@@ -7,6 +7,7 @@ services it calls, what it hands on. The work itself lives in
 
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,6 +24,7 @@ from campaign_assets.assets.common import (
     url,
 )
 from campaign_assets.logic.media_plan import build_media_plan, plan_markdown, plan_total_cents
+from campaign_assets.logic.render import thumbnail_uri
 from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.canva import CanvaResource
@@ -34,6 +36,18 @@ from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, find_spec_path, load_spec, spec_hash
 from campaign_assets import workflows as wf
+
+
+def creatives_preview(creatives: list[dict[str, Any]]) -> str:
+    """Thumbnails of every creative, with its size and design link."""
+    if not creatives:
+        return "(no creatives)"
+    rows = ["| size | preview | design |", "| --- | --- | --- |"]
+    for c in creatives:
+        path = Path(c["path"])
+        thumb = f"![{c['size']}]({thumbnail_uri(path.read_bytes())})" if path.exists() else "—"
+        rows.append(f"| {c['size']} | {thumb} | [open]({c['edit_url']}) |")
+    return "\n".join(rows)
 
 
 def _result(
@@ -202,8 +216,14 @@ def creatives(
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.make_creatives(spec, images, canva, ledger.open(), out))
     check = failed_check("all_creatives_produced", outcome.reports[0], "creatives")
-    sizes = ", ".join(c["size"] for c in outcome.value)
-    return _result(outcome, checks=[check], sizes=sizes or "—", **{"dagster/row_count": len(outcome.value)})
+    links = {f"design {c['size']}": url(c["edit_url"]) for c in outcome.value}
+    return _result(
+        outcome,
+        checks=[check],
+        preview=dg.MetadataValue.md(creatives_preview(outcome.value)),
+        **links,
+        **{"dagster/row_count": len(outcome.value)},
+    )
 
 
 @dg.asset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from pathlib import Path
@@ -115,6 +116,13 @@ def compose_creative(
         brand_font, _, _ = _fit_text(draw, brand, (width - 2 * pad, button_h))
         draw.text((pad, by0 - pad - button_h // 2), brand, font=brand_font, fill="white")
     return _png(image.convert("RGB"))
+
+
+def thumbnail_uri(png: bytes, max_side: int = 160) -> str:
+    """A small inline PNG (data URI) for a preview in the Dagster UI."""
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.thumbnail((max_side, max_side))
+    return "data:image/png;base64," + base64.b64encode(_png(image)).decode()
 
 
 def _landing_env() -> Environment:
