@@ -4,6 +4,8 @@
 - ``launch [SPEC|ID ...]``: validate everything first (nothing happens if one
   spec is invalid), register the campaign partitions, materialize the whole
   graph with the configured executor, print a per-asset summary;
+- ``teardown ID``: delete what the ledger says the campaign created, in
+  reverse order (``--dry-run`` lists it first);
 - ``pools``: show and apply the per-service pool limits to the instance;
 - ``sandbox``: start the vendor sandbox.
 """
@@ -151,10 +153,39 @@ def cmd_pools(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sandbox(args: argparse.Namespace) -> int:
-    from campaign_assets.sandbox.server import main as sandbox_main
+def cmd_teardown(args: argparse.Namespace) -> int:
+    import dagster as dg
 
-    return sandbox_main(args.sandbox_args) or 0
+    from campaign_assets.resources import build_resources
+    from campaign_assets.teardown import (
+        CLIENT_SERVICES,
+        TeardownServices,
+        build_plan,
+        describe_plan,
+        summarize,
+        teardown_campaign,
+    )
+
+    # Resolve EnvVar-configured resources exactly as a run would.
+    with dg.build_resources(build_resources(os.environ)) as resources:
+        ledger = resources.ledger.open()
+        where = dict(workspace=resources.workspace, ledger=ledger, organization=args.organization)
+        try:
+            if args.dry_run:
+                plan = build_plan(args.campaign, **where)
+                lines = describe_plan(plan)
+                print(f"{plan.organization or '?'}/{args.campaign}: {len(plan.rows)} item(s) would be deleted, in order:")
+                print("\n".join(lines) if lines else "(nothing)")
+                return 0
+            services = TeardownServices.from_mapping({name: getattr(resources, name) for name in CLIENT_SERVICES})
+            report = teardown_campaign(args.campaign, services=services, **where)
+        except ValueError as exc:
+            print(f"teardown refused: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            ledger.dispose()
+    print("\n".join(summarize(report)))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,13 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_launch)
     p = sub.add_parser("pools", help="apply the per-service pool limits to the Dagster instance")
     p.set_defaults(func=cmd_pools)
-    p = sub.add_parser("sandbox", help="start the vendor sandbox (see --help after 'sandbox')", add_help=False)
-    p.add_argument("sandbox_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_sandbox)
+    p = sub.add_parser("teardown", help="delete what the ledger says a campaign created (reverse order, idempotent)")
+    p.add_argument("campaign", metavar="ID")
+    p.add_argument("--organization", help="the campaign's tenant (default: from its spec, else from the ledger)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    p.set_defaults(func=cmd_teardown)
+    # Listed for --help; main() hands its arguments to the sandbox's parser.
+    sub.add_parser("sandbox", help="start the vendor sandbox (campaign-assets sandbox --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:  # its options belong to the sandbox's own parser
+        from campaign_assets.sandbox.server import main as sandbox_main
+
+        return sandbox_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -7,24 +7,29 @@ import os
 import dagster as dg
 
 from campaign_assets.assets import campaign as campaign_assets_module
-from campaign_assets.assets.common import campaigns_partitions
+from campaign_assets.automation import JOBS, SCHEDULES, SENSORS
+from campaign_assets.assets.common import SERVICE_TAG
 from campaign_assets.resources import build_resources
 
-ALL_CAMPAIGN_ASSETS = dg.AssetSelection.assets(*dg.load_assets_from_modules([campaign_assets_module]))
+
 
 campaign_job = dg.define_asset_job(
     "campaign_job",
     selection=dg.AssetSelection.groups("campaign_inputs", "planning", "creative", "content", "activation", "reporting"),
-    partitions_def=campaigns_partitions,
     description="Materialize every artifact of one campaign, from spec to summary report.",
 )
 
 # I/O-bound steps: far more steps than cores can wait on vendors at once.
-# forkserver with the code location preloaded keeps the per-step start cheap.
+# forkserver with the code location preloaded keeps the per-step start cheap;
+# steps that call the same service never run side by side within a run
+# (across runs, pools and the slot board hold the caps).
 executor = dg.multiprocess_executor.configured(
     {
         "max_concurrent": 16,
         "start_method": {"forkserver": {"preload_modules": ["campaign_assets.definitions"]}},
+        "tag_concurrency_limits": [
+            {"key": SERVICE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+        ],
     }
 )
 
@@ -35,7 +40,9 @@ def build_defs(env: dict[str, str] | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([campaign_assets_module]),
         asset_checks=dg.load_asset_checks_from_modules([campaign_assets_module]),
-        jobs=[campaign_job],
+        jobs=[campaign_job, *JOBS],
+        sensors=SENSORS,
+        schedules=SCHEDULES,
         resources=build_resources(os.environ if env is None else env),
         executor=executor,
     )
