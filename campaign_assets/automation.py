@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
-import yaml
 from pydantic import Field
 
 from campaign_assets.assets.common import SERVICE_TAG, campaigns_partitions
@@ -36,7 +35,7 @@ from campaign_assets.services.docs import DocsResource
 from campaign_assets.services.dsp import DSPResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
-from campaign_assets.spec import SPEC_SUFFIXES, CampaignSpec, SpecError, load_spec, spec_hash
+from campaign_assets.spec import CampaignSpec, scan_campaigns, spec_hash
 from campaign_assets.teardown import (
     TeardownReport,
     TeardownServices,
@@ -55,22 +54,7 @@ SENSOR_INTERVAL_S = 30
 REPORT_CRON = "0 6 * * *"  # every day at 06:00 UTC
 CURSOR_VERSION = 1
 # libyaml when present: 1,000 specs parse in ~0.25 s instead of ~1.7 s (benchmarks/sensor_tick.py).
-# If spec.parse_spec adopts the same loader, read_spec reduces to load_spec.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 # ---- reading the folder --------------------------------------------------------
-def read_spec(path: Path) -> CampaignSpec:
-    """``load_spec`` with libyaml on the fast path. Anything that does not
-    validate is handed to ``load_spec`` itself, so errors read the same as
-    ``campaign-assets validate``."""
-    try:
-        spec = CampaignSpec.model_validate(yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER))
-    except Exception:
-        return load_spec(path)
-    return spec if spec.id == path.stem else load_spec(path)
-
-
 @dataclass(frozen=True)
 class FolderScan:
     """The valid specs by campaign id (with their hash) and the invalid files."""
@@ -81,21 +65,17 @@ class FolderScan:
 
 
 def scan_folder(folder: str | Path) -> FolderScan:
-    folder = Path(folder)
     specs: dict[str, CampaignSpec] = {}
     files: dict[str, str] = {}
     invalid: dict[str, str] = {}
-    paths = sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()) if folder.is_dir() else []
-    for path in paths:  # sorted: x.yaml wins over x.yml, as in find_spec_path
-        try:
-            spec = read_spec(path)
-        except SpecError as exc:
-            invalid[path.name] = str(exc)
-            continue
-        if spec.id in specs:
-            invalid[path.name] = f"{path}: campaign {spec.id!r} is already defined by {files[spec.id]}"
-            continue
-        specs[spec.id], files[spec.id] = spec, path.name
+    for found in scan_campaigns(folder):  # sorted: x.yaml wins over x.yml, as in find_spec_path
+        name = found.path.name
+        if found.spec is None:
+            invalid[name] = str(found.error)
+        elif found.spec.id in specs:
+            invalid[name] = f"{found.path}: campaign {found.spec.id!r} is already defined by {files[found.spec.id]}"
+        else:
+            specs[found.spec.id], files[found.spec.id] = found.spec, name
     return FolderScan(specs, {cid: spec_hash(s) for cid, s in specs.items()}, invalid)
 
 

@@ -135,7 +135,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     print(f"DAGSTER_HOME={home}; launching {len(ids)} campaign(s): {', '.join(ids)}")
     started = time.monotonic()
     outcomes = launch_campaigns(instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel)
-    ok = print_summary(outcomes, [t.spec for t in targets])
+    ok = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", "workspace")))
     print(f"done in {time.monotonic() - started:.1f}s: {sum(o.success for o in outcomes)}/{len(outcomes)} succeeded")
     return 0 if ok else 1
 

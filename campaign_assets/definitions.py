@@ -7,11 +7,9 @@ import os
 import dagster as dg
 
 from campaign_assets.assets import campaign as campaign_assets_module
-from campaign_assets.automation import JOBS, SCHEDULES, SENSORS
 from campaign_assets.assets.common import SERVICE_TAG
+from campaign_assets.automation import JOBS, SCHEDULES, SENSORS
 from campaign_assets.resources import build_resources
-
-
 
 campaign_job = dg.define_asset_job(
     "campaign_job",

@@ -64,10 +64,7 @@ def launch_campaigns(
         return list(pool.map(lambda c: run_campaign(instance, job, c), campaigns))
 
 
-def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignSpec], workspace: Path | None = None) -> bool:
-    from campaign_assets.resources import WorkspaceResource
-
-    ws = WorkspaceResource(**({"root": str(workspace)} if workspace else {}))
+def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignSpec], workspace: Path) -> bool:
     by_id = {s.id: s for s in specs}
     ok = True
     for o in outcomes:
@@ -83,5 +80,5 @@ def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignS
         print(f"  checks: {len(o.checks) - len(warned)} passed, {len(warned)} failed{': ' + ', '.join(warned) if warned else ''}")
         spec = by_id.get(o.campaign)
         if spec:
-            print(f"  artifacts: {ws.campaign_dir(spec.organization, spec.id)}")
+            print(f"  artifacts: {(workspace / spec.organization / spec.id).resolve()}")
     return ok

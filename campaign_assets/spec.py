@@ -244,9 +244,13 @@ def _loc(loc: tuple) -> str:
     return path
 
 
+# libyaml when the wheel has it (the sensor parses every spec each tick).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_spec(text: str, source: str = "<spec>") -> CampaignSpec:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

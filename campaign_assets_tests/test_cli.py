@@ -96,7 +96,9 @@ def test_an_unseen_spec_launches_clean_and_a_second_launch_reuses_everything(
     home: dict[str, str], tmp_path: Path
 ) -> None:
     spec = unseen_spec(tmp_path)
-    first = cli("launch", str(spec), env=home, cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"  # the artifacts' folder is WORKSPACE_DIR, not the working directory's
+    elsewhere.mkdir()
+    first = cli("launch", str(spec), env=home, cwd=elsewhere)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "partner-summit-2027: SUCCESS" in first.stdout
     for asset in ("campaign_spec", "campaign_brief", "media_plan", "project_tasks", "creatives", "content_pieces",
@@ -109,7 +111,7 @@ def test_an_unseen_spec_launches_clean_and_a_second_launch_reuses_everything(
 
     ledger = Ledger(f"sqlite:///{Path(home['WORKSPACE_DIR']) / 'ledger.sqlite'}")
     rows = ledger.counts()
-    second = cli("launch", "partner-summit-2027", env=home, cwd=tmp_path)
+    second = cli("launch", "partner-summit-2027", env=home, cwd=elsewhere)
     assert second.returncode == 0, second.stdout + second.stderr
     assert ledger.counts() == rows
     assert not re.search(r"(created|updated|fallback|failed) [1-9]", second.stdout), second.stdout
