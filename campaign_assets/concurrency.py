@@ -26,14 +26,17 @@ SERVICE_CAPS: Mapping[str, int] = {
 
 # Steps per pool across every run of the instance. The calls themselves are
 # capped exactly by the slot board (services/slots.py), across processes and
-# runs; pools bound how many step processes wait on one service at once, so
-# a backfill keeps every service busy without a crowd of idle processes.
+# runs; pools bound how many step processes wait on one service at once. A
+# step blocked on a pool is re-polled by Dagster at intervals growing to 15 s,
+# so a tight pool leaves the vendor idle while a freed slot goes unnoticed
+# (measured: a 70 s tail at the end of a 20-campaign backfill). Hence about
+# twice the seed call caps: enough steps to keep every call slot busy.
 POOL_LIMITS: Mapping[str, int] = {
-    "llm": 6,
-    "sheets": 3,
-    "asana": 3,
-    "images": 4,
-    "dsp": 3,
+    "llm": 16,
+    "sheets": 6,
+    "asana": 10,
+    "images": 8,
+    "dsp": 6,
 }
 
 

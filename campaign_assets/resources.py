@@ -97,6 +97,7 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         concurrency = env.get(f"{prefix}_MAX_CONCURRENCY")
         if concurrency:
             fields["max_concurrency"] = int(concurrency)
+        fields["shared_slots"] = env.get(f"{prefix}_SHARED_SLOTS") or None
         for field, var in _HTTP_ENV:
             if env.get(var):
                 fields[field] = float(env[var]) if field != "max_attempts" else int(env[var])

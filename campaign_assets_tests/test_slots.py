@@ -71,3 +71,12 @@ def test_an_expired_lease_is_reclaimed_and_services_are_independent(url: str) ->
     assert alive.try_claim("images", 1) is not None
     dead.dispose()
     alive.dispose()
+
+
+def test_services_sharing_a_vendor_share_one_cap() -> None:
+    from campaign_assets.resources import build_resources
+
+    env = {"LLM_SHARED_SLOTS": "openai:16", "IMAGES_SHARED_SLOTS": "openai:16"}
+    resources = build_resources(env)
+    assert resources["llm"].slot_key == resources["images"].slot_key == ("openai", 16)
+    assert resources["docs"].slot_key == ("docs", 3)

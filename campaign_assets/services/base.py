@@ -98,6 +98,12 @@ class ServiceResource(dg.ConfigurableResource):
     timeout_s: float = Field(default=120.0, description="Per-request timeout in seconds.")
     max_attempts: int = Field(default=6, description="Attempts per call on retryable errors.")
     backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles per attempt, with jitter.")
+    shared_slots: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_-]+:[1-9][0-9]*$",
+        description="NAME:CAP: share one cap with other services calling the same vendor, e.g. openai:16 "
+        "for chat and image generation against OpenAI's 16 requests in flight; unset: the service's own cap.",
+    )
     slots_url: str | None = Field(
         default=None,
         description="Database of the slot board that holds the cap across processes and runs "
@@ -111,6 +117,14 @@ class ServiceResource(dg.ConfigurableResource):
     @property
     def cap(self) -> int:
         return self.max_concurrency or SERVICE_CAPS[self.SERVICE]
+
+    @property
+    def slot_key(self) -> tuple[str, int]:
+        """Which cap on the slot board this service's calls count against."""
+        if self.shared_slots:
+            name, cap = self.shared_slots.split(":")
+            return name, int(cap)
+        return self.SERVICE, self.cap
 
     # ---- subclasses provide the two backends -------------------------------
     def local_client(self, out_dir: Path) -> Any:
@@ -147,7 +161,7 @@ class ServiceResource(dg.ConfigurableResource):
                 cap=self.cap,
                 policy=policy,
                 profile=self.vendor_profile(),
-                shared_slot=board and (lambda: board.hold(self.SERVICE, self.cap)),
+                shared_slot=board and (lambda: board.hold(*self.slot_key)),
             ) as http:
                 yield self.http_client(http)
         finally:
