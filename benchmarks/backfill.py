@@ -121,6 +121,28 @@ def timeline(state: dict[str, Any], vendor: str, window: tuple[float, float], bi
     return rows
 
 
+def run_spans(instance: Any, runs: list[Any]) -> list[tuple[float, float, dict[str, float]]]:
+    """Per run: start, end and each step's start (epoch seconds), for the timeline."""
+    spans = []
+    for run in runs:
+        steps: dict[str, float] = {}
+        start = end = None
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            name = event.event_type.name
+            if name == "RUN_START":
+                start = entry.timestamp
+            elif name in ("RUN_SUCCESS", "RUN_FAILURE"):
+                end = entry.timestamp
+            elif name == "STEP_START" and entry.step_key:
+                steps[entry.step_key] = entry.timestamp
+        if start and end:
+            spans.append((start, end, steps))
+    return sorted(spans)
+
+
 def failed_items(ledger_url: str) -> int:
     import sqlalchemy as sa
 
@@ -168,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(2)
             elapsed = time.time() - started
             succeeded = sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+            spans = run_spans(instance, runs)
         state = sandbox.state()
         failed = failed_items(f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}")
 
@@ -187,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in rules.items():
             if value > bottleneck[2]:
                 bottleneck = (vendor, name, value)
+    print("runs (seconds from the first vendor call): start, creatives, summary_report, end")
+    for start, end, steps in spans:
+        marks = [start, steps.get("creatives", start), steps.get("summary_report", end), end]
+        print("  " + "  ".join(f"{t - window[0]:6.1f}" for t in marks))
     print(f"{bottleneck[0]} requests in flight over the backfill:")
     print("\n".join(timeline(state, bottleneck[0], window)))
     print(f"bottleneck: {bottleneck[0]} {bottleneck[1]} at {bottleneck[2]:.2f} of its limit; "
