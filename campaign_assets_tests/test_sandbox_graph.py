@@ -134,3 +134,54 @@ def test_a_vendor_wholly_down_falls_back_to_local_then_publishes_when_back(
     assert brief["items_created"] == 1 and brief["items_fallback"] == 0
     docs = [o for o in sandbox.state()["vendors"]["google-docs"]["objects"] if not o["deleted"]]
     assert len(docs) == 2  # the brief, now published, and the report
+
+
+SERVICE_OF = {"google-docs": "docs", "google-sheets": "sheets", "asana": "asana", "canva": "canva", "slack": "slack"}
+
+
+def service_of(call: dict) -> str:
+    if call["vendor"] == "openai":
+        return "images" if call["endpoint"] == "POST /images/generations" else "llm"
+    return SERVICE_OF.get(call["vendor"], call["vendor"])
+
+
+def peak_in_flight(calls: list[dict]) -> int:
+    edges = sorted([(c["start"], 1) for c in calls] + [(c["end"], -1) for c in calls], key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, delta in edges:
+        now += delta
+        peak = max(peak, now)
+    return peak
+
+
+def test_two_runs_at_once_overlap_their_assets_and_hold_every_cap(
+    http_project: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from campaign_assets.concurrency import SERVICE_CAPS
+
+    sandbox.reset(scale=0.02)  # long enough calls for steps to overlap visibly
+    env = os.environ | http_project | {"DAGSTER_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "campaign_assets.cli", "launch", "--parallel", "2", SEED, "spring-webinar-series"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    calls = [c for c in sandbox.state()["calls"] if c["status"] < 400]
+    by_service: dict[str, list[dict]] = {}
+    for call in calls:
+        by_service.setdefault(service_of(call), []).append(call)
+    for service, service_calls in by_service.items():  # both runs together, every call
+        assert peak_in_flight(service_calls) <= SERVICE_CAPS[service], service
+    assert peak_in_flight(by_service["llm"]) > 1 and peak_in_flight(by_service["asana"]) > 1  # fan-out in a step
+
+    def span(service: str) -> tuple[float, float]:
+        return min(c["start"] for c in by_service[service]), max(c["end"] for c in by_service[service])
+
+    # Independent assets run side by side: tasks (Asana) while creatives (images) are drawn,
+    # and the media plan (Sheets) while the brief is written (LLM).
+    for a, b in (("asana", "images"), ("sheets", "llm")):
+        (a0, a1), (b0, b1) = span(a), span(b)
+        assert a0 < b1 and b0 < a1, (a, b)
+    # The two runs were in flight together: each created its project before the other's last call.
+    projects = sorted(c["start"] for c in by_service["asana"] if c["endpoint"] == "POST /projects")
+    assert len(projects) == 2 and projects[1] < max(c["end"] for c in calls) - 1.0
