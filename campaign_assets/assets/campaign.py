@@ -198,6 +198,7 @@ def project_tasks(
 @dg.asset(
     **service_asset(
         "images",
+        critical=True,
         group_name="creative",
         kinds={"openai", "canva", "pillow"},
         description="One display creative per ad size: generated background, composed with Pillow at the exact "
