@@ -228,17 +228,7 @@ class Ledger:
             _upsert(
                 conn,
                 ledger_items,
-                dict(
-                    **_key(scope, item_key),
-                    service=service,
-                    status="pending",
-                    marker=scope.marker(item_key),
-                    content_hash=content_hash,
-                    payload="{}",
-                    attempts=1,
-                    created_at=now,
-                    updated_at=now,
-                ),
+                _new_row(scope, item_key, service, now, status="pending", content_hash=content_hash),
                 dict(status="pending", attempts=ledger_items.c.attempts + 1, updated_at=now),
             )
 
@@ -271,12 +261,7 @@ class Ledger:
             updated_at=now,
         )
         with self.transaction() as tx:
-            _upsert(
-                tx,
-                ledger_items,
-                dict(**_key(scope, item_key), **values, marker=scope.marker(item_key), attempts=1, created_at=now),
-                values,
-            )
+            _upsert(tx, ledger_items, _new_row(scope, item_key, service, now) | values, values)
             if library_row is not None:
                 row = dict(library_row, updated_at=now)
                 _upsert(
@@ -293,18 +278,7 @@ class Ledger:
             _upsert(
                 tx,
                 ledger_items,
-                dict(
-                    **_key(scope, item_key),
-                    service=service,
-                    status="failed",
-                    marker=scope.marker(item_key),
-                    content_hash=content_hash,
-                    payload="{}",
-                    error=error,
-                    attempts=1,
-                    created_at=now,
-                    updated_at=now,
-                ),
+                _new_row(scope, item_key, service, now, status="failed", content_hash=content_hash, error=error),
                 dict(status="failed", error=error, updated_at=now),
             )
             _audit(tx, scope, item_key, "failed", error)
@@ -332,6 +306,20 @@ class Ledger:
 
 def _key(scope: Scope, item_key: str) -> dict[str, str]:
     return dict(organization=scope.organization, campaign=scope.campaign, asset=scope.asset, item_key=item_key)
+
+
+def _new_row(scope: Scope, item_key: str, service: str, now: dt.datetime, **values: Any) -> dict[str, Any]:
+    """Every column of a ledger row seen for the first time; ``values`` win."""
+    row = dict(
+        **_key(scope, item_key),
+        service=service,
+        marker=scope.marker(item_key),
+        payload="{}",
+        attempts=1,
+        created_at=now,
+        updated_at=now,
+    )
+    return row | values
 
 
 def _audit(conn: sa.Connection, scope: Scope, item_key: str, action: str, detail: str) -> None:
