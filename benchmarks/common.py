@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from benchmarks.ideal import peak_in_flight
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -102,18 +104,10 @@ def vendor_of(call: dict[str, Any]) -> str:
 
 def max_concurrency(calls: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Most calls in flight at once per service, from the sandbox's call log."""
-    edges: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for call in calls:
-        service = vendor_of(call)
-        edges[service] += [(call["start"], 1), (call["end"], -1)]
-    peaks = {}
-    for service, points in edges.items():
-        now = peak = 0
-        for _, delta in sorted(points):
-            now += delta
-            peak = max(peak, now)
-        peaks[service] = peak
-    return peaks
+        spans[vendor_of(call)].append((call["start"], call["end"]))
+    return {service: peak_in_flight(intervals) for service, intervals in spans.items()}
 
 
 _MARKER = re.compile(r"\[ca:[^\]]+\]|ca-[0-9a-f]{16}")

@@ -22,6 +22,16 @@ class Call:
     holds_slot: bool = True  # a Canva upload job runs at the vendor without a request in flight
 
 
+def peak_in_flight(intervals: Iterable[tuple[float, float]]) -> int:
+    """Most intervals open at once; one ending as another starts does not overlap it."""
+    edges = sorted(edge for start, end in intervals for edge in ((start, 1), (end, -1)))
+    now = peak = 0
+    for _, delta in edges:
+        now += delta
+        peak = max(peak, now)
+    return peak
+
+
 @dataclass
 class Schedule:
     start: dict[str, float] = field(default_factory=dict)
@@ -32,17 +42,9 @@ class Schedule:
         return max(self.end.values(), default=0.0)
 
     def max_in_flight(self, calls: Iterable[Call], service: str) -> int:
-        edges = sorted(
-            (t, d)
-            for c in calls
-            if c.service == service and c.holds_slot
-            for t, d in ((self.start[c.name], 1), (self.end[c.name], -1))
+        return peak_in_flight(
+            (self.start[c.name], self.end[c.name]) for c in calls if c.service == service and c.holds_slot
         )
-        best = now = 0
-        for _, delta in edges:
-            now += delta
-            best = max(best, now)
-        return best
 
 
 def simulate(calls: list[Call], caps: Mapping[str, int]) -> Schedule:

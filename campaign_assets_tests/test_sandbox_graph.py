@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,10 @@ from campaign_assets.sandbox.config import FaultSpec, SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer, service_env
 from campaign_assets.spec import scan_campaigns
 
+from benchmarks.common import max_concurrency, objects_by_marker, vendor_of
+
 from .conftest import SEED
 
-MARKER = re.compile(r"\[ca:[^\]]+\]|ca-[0-9a-f]{16}")
 FAST = {"HTTP_BACKOFF_S": "0.01", "HTTP_MAX_ATTEMPTS": "8", "CANVA_POLL_INTERVAL_S": "0.02"}
 
 
@@ -39,17 +39,6 @@ def http_project(project: dict[str, str], sandbox: SandboxServer, monkeypatch: p
     return env
 
 
-def live_objects(state: dict) -> Counter:
-    """Live sandbox objects by (vendor, kind, marker)."""
-    found: Counter = Counter()
-    for vendor, info in state["vendors"].items():
-        for obj in info["objects"]:
-            if not obj["deleted"]:
-                marker = MARKER.search(str(obj["data"]))
-                found[(vendor, obj["kind"], marker.group(0) if marker else obj["id"])] += 1
-    return found
-
-
 def test_launch_with_twenty_percent_faults_leaves_exactly_one_of_everything(
     http_project: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -64,7 +53,7 @@ def test_launch_with_twenty_percent_faults_leaves_exactly_one_of_everything(
     faults = Counter(c["fault"] for c in state["calls"] if c["fault"])
     assert faults["lost_response"] and faults["timeout"] and faults["500"], faults  # the faults really happened
 
-    objects = live_objects(state)
+    objects = objects_by_marker(state)
     assert max(objects.values()) == 1, [k for k, n in objects.items() if n > 1]  # no duplicate
     kinds = Counter((vendor, kind) for vendor, kind, _ in objects)
     specs = [f.spec for f in scan_campaigns(http_project["CAMPAIGNS_DIR"])]
@@ -136,24 +125,6 @@ def test_a_vendor_wholly_down_falls_back_to_local_then_publishes_when_back(
     assert len(docs) == 2  # the brief, now published, and the report
 
 
-SERVICE_OF = {"google-docs": "docs", "google-sheets": "sheets", "asana": "asana", "canva": "canva", "slack": "slack"}
-
-
-def service_of(call: dict) -> str:
-    if call["vendor"] == "openai":
-        return "images" if call["endpoint"] == "POST /images/generations" else "llm"
-    return SERVICE_OF.get(call["vendor"], call["vendor"])
-
-
-def peak_in_flight(calls: list[dict]) -> int:
-    edges = sorted([(c["start"], 1) for c in calls] + [(c["end"], -1) for c in calls], key=lambda e: (e[0], e[1]))
-    now = peak = 0
-    for _, delta in edges:
-        now += delta
-        peak = max(peak, now)
-    return peak
-
-
 def test_two_runs_at_once_overlap_their_assets_and_hold_every_cap(
     http_project: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -167,12 +138,13 @@ def test_two_runs_at_once_overlap_their_assets_and_hold_every_cap(
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     calls = [c for c in sandbox.state()["calls"] if c["status"] < 400]
-    by_service: dict[str, list[dict]] = {}
+    peaks = max_concurrency(calls)
+    for service, peak in peaks.items():  # both runs together, every call
+        assert peak <= SERVICE_CAPS[service], service
+    assert peaks["llm"] > 1 and peaks["asana"] > 1  # fan-out in a step
+    by_service: dict[str, list[dict]] = defaultdict(list)
     for call in calls:
-        by_service.setdefault(service_of(call), []).append(call)
-    for service, service_calls in by_service.items():  # both runs together, every call
-        assert peak_in_flight(service_calls) <= SERVICE_CAPS[service], service
-    assert peak_in_flight(by_service["llm"]) > 1 and peak_in_flight(by_service["asana"]) > 1  # fan-out in a step
+        by_service[vendor_of(call)].append(call)
 
     def span(service: str) -> tuple[float, float]:
         return min(c["start"] for c in by_service[service]), max(c["end"] for c in by_service[service])
