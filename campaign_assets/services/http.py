@@ -17,6 +17,10 @@ client the same behaviour:
   :meth:`HttpSession.create_once` reconciles it against the vendor;
 * redaction of every configured secret from exception messages, log lines and
   metadata (:class:`Redactor`);
+* a circuit breaker (:class:`CircuitBreaker`): once the vendor has plainly gone
+  down (or refused the token), further requests fail fast without a network call
+  instead of each spending its full retry budget, until a probe after a cool-down
+  finds it back;
 * per-service counters for asset metadata (:class:`ServiceStats`).
 
 The module holds no mutable module-level state: everything lives on the
@@ -46,6 +50,8 @@ import httpx
 __all__ = [
     "AdaptiveLimiter",
     "AmbiguousWriteError",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "Classification",
     "HttpSession",
     "LimiterSlot",
@@ -60,6 +66,7 @@ __all__ = [
     "backoff_delay",
     "body_flag_classifier",
     "default_classify",
+    "default_refusal",
     "default_error_message",
     "default_retry_after",
     "parse_retry_after",
@@ -319,6 +326,17 @@ class AmbiguousWriteError(RetryableVendorError):
     Raised for a transport error after the request may have been sent (timeout,
     reset, remote protocol error) or a 5xx/408 on a non-idempotent call. The caller
     must reconcile (see :meth:`HttpSession.create_once`) before trying again.
+    """
+
+
+class CircuitOpenError(RetryableVendorError):
+    """The vendor's circuit is open (it plainly went down in this step): the request was not sent.
+
+    Raised without a network call, or instead of the next retry of a call already
+    under way. A :class:`RetryableVendorError`, so callers with a local fallback
+    (``items.run_items``) use it exactly as for exhausted retries. ``kind`` is
+    ``"circuit_open"``, ``status_code`` the last failure's, ``attempts`` the attempts
+    this call itself sent (0 when refused up front); the message carries the last failure.
     """
 
 
@@ -640,6 +658,207 @@ class AdaptiveLimiter:
 
 
 # --------------------------------------------------------------------------------------
+# Circuit breaker
+# --------------------------------------------------------------------------------------
+
+# What a logical request's final outcome tells the breaker about the vendor (see CircuitBreaker).
+Signal = Literal["success", "answered", "down", "unauthorized", "refused", "neutral"]
+BreakerState = Literal["closed", "open", "half_open"]
+
+# Body-level error codes meaning "this token is no good" (Slack's {"ok": false, "error": ...} on HTTP 200).
+AUTH_ERROR_CODES: frozenset[str] = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
+
+
+def default_refusal(response: httpx.Response) -> Literal["unauthorized", "refused"] | None:
+    """For a response already classified *permanent*: is it a refusal of the caller rather than of the request?
+
+    ``"unauthorized"``: HTTP 401, or an HTTP-ok body whose error code is an auth failure
+    (Slack's ``invalid_auth``, ``token_revoked``, ...): the token itself is refused, so every
+    further call would be refused the same way. ``"refused"``: HTTP 403, or a *permanent* 429
+    (OpenAI's ``insufficient_quota``): the account is refused, but a 403 may also concern one
+    resource only (Drive's ``insufficientFilePermissions``). ``None``: an ordinary refusal of
+    this one request (400, 404, 409, 422, ...).
+    """
+    status = response.status_code
+    if status == 401:
+        return "unauthorized"
+    if status in (403, 429):
+        return "refused"
+    if status < 400:
+        payload = _json_or_none(response)
+        if isinstance(payload, Mapping) and payload.get("error") in AUTH_ERROR_CODES:
+            return "unauthorized"
+    return None
+
+
+@dataclass(frozen=True)
+class BreakerTicket:
+    """What :meth:`CircuitBreaker.admit` hands a logical request: the breaker generation it
+    started in, and whether it is the half-open probe."""
+
+    generation: int
+    probe: bool = False
+
+
+class CircuitBreaker:
+    """Stops a session (or several sessions of one vendor) from hammering a vendor that plainly went down.
+
+    The rule, counted per *logical request* (its final outcome, after its own retries):
+
+    * **closed** (the normal state, no cost): every request is sent.
+      It **opens** when
+
+      - ``failure_threshold`` (default 3) consecutive requests ended *down*: their retry
+        budget was spent on 5xx/408 answers or transport errors (timeouts, resets,
+        refused connections), i.e. they raised a plain :class:`RetryableVendorError`; or
+      - one request was refused with **401** (or a body-level auth error such as Slack's
+        ``invalid_auth``): a revoked or wrong token refuses every further call the same way; or
+      - ``failure_threshold`` consecutive requests were refused with **403** (or a permanent
+        429, OpenAI's ``insufficient_quota``): one 403 may concern one resource only
+        (Drive's ``insufficientFilePermissions``), a run of them is the account.
+
+      These do **not** open it, and reset the *down* streak (the vendor answered): a success; a
+      permanent refusal of the request itself (400, 404, 409, 422, ...); a request that ended
+      rate limited (429 with or without ``Retry-After``, Drive's rate-limit 403): rate limits
+      are the :class:`AdaptiveLimiter`'s business, the vendor is up. These count for nothing
+      either way: an :class:`AmbiguousWriteError` (a lost response or a 5xx on a write that
+      was never retried; :meth:`HttpSession.create_once` reconciles it with reads, which do
+      count), a permanent transport error (bad base URL), a cancelled request.
+    * **open**: every new request, and every retry of a request already under way, fails at
+      once without a network call: :class:`CircuitOpenError` (a retryable error, so items
+      go to their local fallback) after an outage; a copy of the 401/403
+      :class:`PermanentVendorError` (same status, kind and vendor message) after a refusal.
+      Outcomes of requests that started before it opened are ignored.
+    * after ``cooldown_s`` (default 30 s, read from ``clock``) the next request makes it
+      **half-open** and is sent as the single **probe**; other requests keep failing fast
+      meanwhile. The probe's outcome decides: the vendor answered (success, an ordinary
+      refusal, a rate limit) closes it; down or refused again re-opens it for another
+      cool-down; no verdict (ambiguous, cancelled) leaves it half-open for the next request
+      to probe.
+
+    Holds no I/O and no lock: bound to one event loop, like the sessions sharing it. Share
+    one instance between the sessions of one vendor in one step (chat and images both call
+    OpenAI) by passing it to each :class:`HttpSession`; by default each session has its own.
+    Transitions are returned to the caller (the session logs and counts them).
+    """
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 3,
+        cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if failure_threshold < 1:
+            raise ValueError("failure_threshold must be >= 1")
+        if cooldown_s < 0:
+            raise ValueError("cooldown_s must be >= 0")
+        self.failure_threshold = failure_threshold
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self.state: BreakerState = "closed"
+        self.generation = 0  # +1 each time it opens: outcomes of older requests are stale
+        self.opened = 0  # times it opened (re-openings after a failed probe included)
+        self.opened_at: float | None = None
+        self.reason: VendorError | None = None  # the failure it opened on (redacted)
+        self.down_streak = 0
+        self.refused_streak = 0
+        self._probe_out = False
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker(state={self.state}, opened={self.opened}, down_streak={self.down_streak})"
+
+    @property
+    def permanent(self) -> bool:
+        """Open on a refusal (401/403): refused calls re-raise a :class:`PermanentVendorError` copy."""
+        return isinstance(self.reason, PermanentVendorError)
+
+    def retry_in(self) -> float:
+        """Seconds until an open circuit lets a probe through (0 when not open)."""
+        if self.state != "open" or self.opened_at is None:
+            return 0.0
+        return max(0.0, self.opened_at + self.cooldown_s - self._clock())
+
+    # -- the session's side ----------------------------------------------------------
+
+    def admit(self) -> tuple[BreakerTicket | None, bool]:
+        """A new logical request asks to be sent: ``(ticket, became_half_open)``; ticket ``None`` = refused.
+
+        Called before the request waits for a concurrency slot; :meth:`allows_retry` is asked
+        again once it holds one, and before each retry."""
+        if self.state == "closed":
+            return BreakerTicket(self.generation), False
+        became_half_open = False
+        if self.state == "open" and self.retry_in() <= 0:
+            self.state, became_half_open = "half_open", True
+        if self.state == "half_open" and not self._probe_out:
+            self._probe_out = True
+            return BreakerTicket(self.generation, probe=True), became_half_open
+        return None, became_half_open
+
+    def allows_retry(self, ticket: BreakerTicket) -> bool:
+        """May an admitted request send its next attempt? Only while the circuit is closed (or as the probe)."""
+        return ticket.probe or self.state == "closed"
+
+    def record(self, ticket: BreakerTicket, signal: Signal, error: VendorError | None = None) -> str | None:
+        """A logical request ended: update the state. Returns the transition, if any:
+        ``"opened"``, ``"reopened"`` or ``"closed"``."""
+        if ticket.probe:
+            self._probe_out = False
+            if self.state != "half_open" or ticket.generation != self.generation:
+                return None
+            if signal in ("success", "answered") or (signal == "refused" and not self.permanent):
+                self._close(refused_streak=1 if signal == "refused" else 0)
+                return "closed"
+            if signal in ("down", "unauthorized", "refused"):
+                self._open(error)
+                return "reopened"
+            return None  # no verdict: the next request probes
+        if self.state != "closed" or ticket.generation != self.generation:
+            return None  # started before the circuit opened: stale
+        if signal in ("success", "answered"):
+            self.down_streak = self.refused_streak = 0
+        elif signal == "down":
+            self.down_streak += 1
+            self.refused_streak = 0
+            if self.down_streak >= self.failure_threshold:
+                self._open(error)
+                return "opened"
+        elif signal == "unauthorized":
+            self._open(error)
+            return "opened"
+        elif signal == "refused":
+            self.refused_streak += 1
+            self.down_streak = 0
+            if self.refused_streak >= self.failure_threshold:
+                self._open(error)
+                return "opened"
+        return None
+
+    def release(self, ticket: BreakerTicket) -> None:
+        """A request ended with no outcome to record (cancelled, unexpected error): free the probe slot."""
+        if ticket.probe:
+            self._probe_out = False
+
+    def _open(self, error: VendorError | None) -> None:
+        self.state = "open"
+        self.generation += 1
+        self.opened += 1
+        self.opened_at = self._clock()
+        self.reason = error
+        self.down_streak = self.refused_streak = 0
+        self._probe_out = False
+
+    def _close(self, *, refused_streak: int = 0) -> None:
+        self.state = "closed"
+        self.opened_at = None
+        self.reason = None
+        self.down_streak, self.refused_streak = 0, refused_streak
+
+
+# --------------------------------------------------------------------------------------
 # Stats
 # --------------------------------------------------------------------------------------
 
@@ -653,7 +872,10 @@ class ServiceStats:
     ``calls`` counts HTTP requests sent (every attempt); ``retries`` the re-attempts;
     ``rate_limited`` the rate-limit responses; ``failures`` the logical requests that
     raised, split by kind in ``errors``; ``seconds`` sums attempt durations; the wall
-    span runs from the first request start to the last request end.
+    span runs from the first request start to the last request end. ``circuit_opened``
+    counts the times this session's outcomes opened (or re-opened) the vendor's circuit;
+    ``short_circuited`` the logical requests an open circuit failed fast (refused before
+    sending, or before their next retry); those are not in ``failures``.
     """
 
     service: str = ""
@@ -665,6 +887,8 @@ class ServiceStats:
     transport_errors: int = 0
     failures: int = 0
     reconciled: int = 0
+    circuit_opened: int = 0
+    short_circuited: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     first_start: float | None = None  # time.monotonic()
@@ -697,6 +921,8 @@ class ServiceStats:
             "transport_errors": self.transport_errors,
             "failures": self.failures,
             "reconciled": self.reconciled,
+            "circuit_opened": self.circuit_opened,
+            "short_circuited": self.short_circuited,
             "seconds": round(self.seconds, 3),
             "wall_seconds": round(self.wall_seconds, 3),
             "max_in_flight": self.max_in_flight,
@@ -752,10 +978,15 @@ class HttpSession:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | int | None = None,
         shared_slot: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         """``shared_slot``: a slot of the service's cap shared with every other
         process (``SlotBoard.hold``), held around each attempt inside the
-        local limiter; None keeps the cap per session."""
+        local limiter; None keeps the cap per session.
+
+        ``breaker``: the vendor's :class:`CircuitBreaker`; pass one instance to every
+        session of the same vendor in a step to share it; None gives this session its
+        own with the defaults (3 consecutive down requests, 30 s cool-down)."""
         self.service = service
         self.base_url = base_url
         self.policy = policy
@@ -770,6 +1001,7 @@ class HttpSession:
         self._client: httpx.AsyncClient | None = None
         self._log_filter = self.redactor.logging_filter()
         self._shared_slot = shared_slot or contextlib.nullcontext
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -846,22 +1078,34 @@ class HttpSession:
         if timeout is not None:
             send_kwargs["timeout"] = timeout
 
-        max_attempts = self.policy.max_attempts
-        for attempt in range(1, max_attempts + 1):
-            outcome = await self._attempt(client, method, path, send_kwargs)
-            if outcome.verdict == "ok":
-                self.stats.successes += 1
-                assert outcome.response is not None
-                return outcome.response
-            if attempt >= max_attempts or not self._may_retry(outcome, idempotent):
-                error = self._failure(outcome, method, path, attempt, idempotent)
-                self._log_failure(error)
-                raise error
-            delay = self._retry_delay(outcome, attempt)
-            self._log_retry(outcome, method, path, attempt, delay)
-            self.stats.retries += 1
-            await self._sleep(delay)  # no limiter slot is held here
-        raise AssertionError("unreachable")  # pragma: no cover
+        ticket = self._admit(method, path)
+        recorded = False
+        try:
+            max_attempts = self.policy.max_attempts
+            for attempt in range(1, max_attempts + 1):
+                outcome = await self._attempt(client, method, path, send_kwargs, ticket, attempt)
+                if outcome.verdict == "ok":
+                    self.stats.successes += 1
+                    recorded = True
+                    self._record(ticket, "success", None)
+                    assert outcome.response is not None
+                    return outcome.response
+                if attempt >= max_attempts or not self._may_retry(outcome, idempotent):
+                    error = self._failure(outcome, method, path, attempt, idempotent)
+                    self._log_failure(error)
+                    recorded = True
+                    self._record(ticket, self._signal(outcome, error), error)
+                    raise error
+                if not self.breaker.allows_retry(ticket):  # the circuit opened meanwhile: no backoff, no retry
+                    raise self._short_circuit(method, path, attempt)
+                delay = self._retry_delay(outcome, attempt)
+                self._log_retry(outcome, method, path, attempt, delay)
+                self.stats.retries += 1
+                await self._sleep(delay)  # no limiter slot is held here
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if not recorded:  # cancelled or an unexpected error: no verdict, but free a probe slot
+                self.breaker.release(ticket)
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """``request(...)`` and decode the JSON body; ``None`` on 204 or an empty body."""
@@ -917,12 +1161,109 @@ class HttpSession:
         assert last_error is not None
         raise last_error
 
+    # -- circuit breaker -------------------------------------------------------------
+
+    def _admit(self, method: str, path: str) -> BreakerTicket:
+        """A ticket to send this logical request, or raise the open circuit's error (nothing is sent)."""
+        ticket, became_half_open = self.breaker.admit()
+        if became_half_open:  # the request admitted is the probe
+            self._log(
+                logging.INFO,
+                f"{self.service}: circuit half-open after {self.breaker.cooldown_s:g}s: "
+                f"probing the vendor with {method} {path}",
+                http_service=self.service,
+                http_circuit="half_open",
+            )
+        if ticket is None:
+            raise self._short_circuit(method, path, 0)
+        return ticket
+
+    def _short_circuit(self, method: str, path: str, attempts: int) -> VendorError:
+        """Build (and count) the fail-fast error of an open circuit: nothing more is sent for this call."""
+        self.stats.short_circuited += 1
+        reason = self.breaker.reason
+        not_sent = "not sent" if attempts == 0 else "not retried"
+        common: dict[str, Any] = {"method": method, "path": path, "attempts": attempts, "redactor": self.redactor}
+        if isinstance(reason, PermanentVendorError):
+            # The token (or account) was refused: the same refusal, without asking again.
+            return PermanentVendorError(
+                self.service,
+                f"{reason.message} ({not_sent}: circuit open since this refusal)",
+                status_code=reason.status_code,
+                kind=reason.kind,
+                **common,
+            )
+        last = f"; last failure: {reason}" if reason is not None else ""
+        return CircuitOpenError(
+            self.service,
+            f"{not_sent}: circuit open, the vendor is down{last}",
+            status_code=reason.status_code if reason is not None else None,
+            kind="circuit_open",
+            **common,
+        )
+
+    def _signal(self, outcome: _Outcome, error: VendorError) -> Signal:
+        """What a request's final failure tells the breaker (the rule is on :class:`CircuitBreaker`)."""
+        if isinstance(error, AmbiguousWriteError):
+            return "neutral"
+        if isinstance(error, RateLimitedError):
+            return "answered"
+        if isinstance(error, RetryableVendorError):
+            return "down"
+        if outcome.response is None:
+            return "neutral"  # a permanent transport error: a bad base URL, not the vendor
+        try:
+            refusal = default_refusal(outcome.response)
+        except Exception:
+            refusal = None
+        return refusal or "answered"
+
+    def _record(self, ticket: BreakerTicket, signal: Signal, error: VendorError | None) -> None:
+        breaker = self.breaker
+        transition = breaker.record(ticket, signal, error)
+        if transition is None:
+            return
+        if transition == "closed":
+            self._log(
+                logging.INFO,
+                f"{self.service}: circuit closed: the probe succeeded, the vendor is back",
+                http_service=self.service,
+                http_circuit="closed",
+            )
+            return
+        self.stats.circuit_opened += 1
+        why = (
+            "the probe failed"
+            if transition == "reopened"
+            else "the token was refused"
+            if signal == "unauthorized"
+            else f"{breaker.failure_threshold} consecutive requests were refused"
+            if signal == "refused"
+            else f"{breaker.failure_threshold} consecutive requests failed after their retries"
+        )
+        self._log(
+            logging.WARNING,
+            f"{self.service}: circuit open: {why} ({error}); further requests fail fast "
+            f"for {breaker.cooldown_s:g}s, then one probe",
+            http_service=self.service,
+            http_circuit="open",
+            http_reason=error.kind if error is not None else None,
+        )
+
     # -- one attempt -----------------------------------------------------------------
 
     async def _attempt(
-        self, client: httpx.AsyncClient, method: str, path: str, send_kwargs: dict[str, Any]
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        send_kwargs: dict[str, Any],
+        ticket: BreakerTicket,
+        attempt: int,
     ) -> _Outcome:
         async with self.limiter as slot, self._shared_slot():
+            if not self.breaker.allows_retry(ticket):  # opened while this call waited for a slot
+                raise self._short_circuit(method, path, attempt - 1)
             self.stats.max_in_flight = max(self.stats.max_in_flight, self.limiter.in_flight)
             self.stats.calls += 1
             started = time.monotonic()
