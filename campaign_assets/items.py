@@ -5,13 +5,45 @@ content piece...). ``run_items`` decides per item, from the ledger, whether to
 reuse, update, reconcile or create it, runs the vendor calls as asyncio tasks,
 and records each outcome. An item that fails never sinks its siblings: it is
 recorded as failed with its reason and retried by the next materialization.
+
+The item state machine (the one description; DESIGN.md §4). A ledger row has
+a ``status`` and, separately, a claim (``owner`` + ``lease_expires_at``):
+
+    (no row) --claim: INSERT .. ON CONFLICT DO NOTHING--> pending+claimed
+    pending | failed | fallback | deleted, unclaimed or claim dead
+             --claim: UPDATE .. WHERE no live claim--> pending+claimed
+    created, content hash changed, unclaimed or claim dead
+             --claim (status and hash kept)--> created+claimed  (update due)
+    pending+claimed --create ok--> created         (claim released in the
+                    --vendor down, fallback ok--> fallback   same transaction
+                    --error--> failed               as the outcome)
+    created+claimed --update ok--> created (new hash) | --error--> failed
+    created, same content hash --> reused, no claim, no vendor call
+
+- One writer per item: only the claim holder calls the vendor. While it
+  works, a heartbeat task renews all its claims every ``ledger.heartbeat_s``
+  (a third of the lease by default); the renewal runs in a thread so the
+  event loop never waits on the database.
+- A second writer that finds a live claim does not call the vendor: it polls
+  the row (bounded, growing interval) until the claim is released or dies,
+  then decides again from the row: created with its content hash -> reused;
+  failed -> claims and retries; claim dead -> takes over.
+- A claim is dead when its lease expired (owner gone quiet for a lease: at
+  most ``ledger.lease_s``, 30 s by default) or, at once, when its owner ran on
+  this host and its pid no longer exists.
+- A create runs with ``recovering=True`` when the row was pending, failed or
+  fallback (an earlier attempt, perhaps a dead owner, may have committed the
+  vendor object): it adopts the object found by its marker instead of
+  creating a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -127,15 +159,20 @@ async def run_items(
     library_row: LibraryRow | None = None,
     fallback: Create | None = None,
     concurrency: int = 64,
+    owner: str | None = None,
 ) -> ItemReport:
-    """Bring every item to "exists with this content", at most once each.
+    """Bring every item to "exists with this content", at most once each,
+    however many writers run at once (the state machine is in the module
+    docstring).
 
     - ledger says created, same content hash: reused, no vendor call;
-    - created, content changed: ``update`` (or reused if the vendor object
-      cannot change, when ``update`` is None);
-    - otherwise: mark pending, ``create``, record. When the row was pending
-      or failed, ``create`` runs with ``recovering=True`` and adopts what an
-      earlier attempt committed (found by marker) instead of creating it twice.
+    - created, content changed: claim, ``update`` (or reused if the vendor
+      object cannot change, when ``update`` is None);
+    - otherwise: claim (the row becomes pending), ``create``, record. When the
+      row was pending or failed, ``create`` runs with ``recovering=True`` and
+      adopts what an earlier attempt committed (found by marker) instead of
+      creating it twice.
+    - claimed by another live writer: wait for its outcome and reuse it.
 
     When the vendor is down (retries exhausted on 5xx, 429 or transport
     errors, not a permanent refusal) and a ``fallback`` is given, the local
@@ -143,14 +180,26 @@ async def run_items(
     brought to the vendor by the next materialization.
 
     The vendor clients cap their own calls; ``concurrency`` only bounds how
-    many items are in progress at once.
+    many items are in progress at once. ``owner``: this writer's claim token
+    (default: a fresh ``ledger.new_owner()``).
     """
     items = list(items)
     keys = [i.key for i in items]
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate item keys in {scope.asset}: {keys}")
-    existing = ledger.rows(scope)
+    me = owner or ledger.new_owner()
+    existing = await asyncio.to_thread(ledger.rows, scope)
     gate = asyncio.Semaphore(max(1, concurrency))
+    held: set[str] = set()  # item keys this writer holds a claim on
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(ledger.heartbeat_s)
+            if held:
+                try:
+                    await asyncio.to_thread(ledger.renew, scope, sorted(held), me)
+                except Exception:  # a missed renewal is retried next beat, within the lease
+                    pass
 
     async def one(item: Item) -> ItemResult:
         async with gate:
@@ -158,36 +207,66 @@ async def run_items(
                 return await _bring(item, existing.get(item.key))
             except RetryableVendorError as exc:
                 if fallback is None:
-                    return _fail(item, exc)
+                    return await _fail(item, exc)
                 reason = describe_error(exc)
                 try:
                     ref = await fallback(item, Attempt(scope.marker(item.key), recovering=False))
-                    return _record(item, "fallback", ref, fallback_reason=reason)
+                    return await _record(item, "fallback", ref, fallback_reason=reason)
                 except Exception as local_exc:
-                    return _fail(item, local_exc)
+                    return await _fail(item, local_exc)
             except Exception as exc:  # an item failure never sinks its siblings
-                return _fail(item, exc)
+                return await _fail(item, exc)
+            finally:
+                if item.key in held:  # an outcome that could not be recorded: free the item
+                    held.discard(item.key)
+                    try:
+                        await asyncio.to_thread(ledger.release, scope, item.key, me)
+                    except Exception:
+                        pass  # the lease expires on its own
 
-    def _fail(item: Item, exc: BaseException) -> ItemResult:
+    async def _fail(item: Item, exc: BaseException) -> ItemResult:
         error = describe_error(exc)
-        ledger.record_failure(scope, item.key, service, item.content_hash, error)
+        await asyncio.to_thread(ledger.record_failure, scope, item.key, service, item.content_hash, error, me)
+        held.discard(item.key)
         return ItemResult(item.key, "failed", error=error)
 
-    async def _bring(item: Item, row: LedgerRow | None) -> ItemResult:
+    async def _claim(item: Item, row: LedgerRow | None) -> LedgerRow | ItemResult | None:
+        """Hold the item's claim (the row as it was when claimed: the caller
+        decides from it), or the outcome another writer left (reused)."""
         digest = item.content_hash
-        if row is not None and row.status == "created":
-            if row.content_hash == digest or update is None:
+        delay = ledger.poll_s
+        while True:
+            if row is not None and row.status == "created" and (row.content_hash == digest or update is None):
                 return ItemResult(item.key, "reused", _ref(row))
-            ref = await update(item, _ref(row), Attempt(row.marker, recovering=False))
-            return _record(item, "updated", ref)
-        recovering = row is not None and row.status in ("pending", "failed", "fallback")
-        attempt = Attempt(scope.marker(item.key), recovering=recovering)
-        ledger.mark_pending(scope, item.key, service, digest)
-        ref = await create(item, attempt)
-        return _record(item, "created", ref)
+            if row is not None and ledger.claim_is_live(row, me):
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(ledger.max_poll_s, delay * 1.5)
+            else:
+                outcome = await asyncio.to_thread(ledger.claim, scope, item.key, service, digest, me, row)
+                if outcome == "won":
+                    held.add(item.key)
+                    return row
+                if outcome == "busy":
+                    await asyncio.sleep(delay * (0.5 + random.random()))
+                    delay = min(ledger.max_poll_s, delay * 1.5)
+            row = await asyncio.to_thread(ledger.row, scope, item.key)
 
-    def _record(item: Item, action: Action, ref: VendorRef, fallback_reason: str | None = None) -> ItemResult:
-        ledger.record_success(
+    async def _bring(item: Item, row: LedgerRow | None) -> ItemResult:
+        claimed = await _claim(item, row)
+        if isinstance(claimed, ItemResult):
+            return claimed
+        row = claimed
+        if row is not None and row.status == "created":  # content changed: update
+            assert update is not None
+            ref = await update(item, _ref(row), Attempt(row.marker, recovering=False))
+            return await _record(item, "updated", ref)
+        recovering = row is not None and row.status in ("pending", "failed", "fallback")
+        ref = await create(item, Attempt(scope.marker(item.key), recovering=recovering))
+        return await _record(item, "created", ref)
+
+    async def _record(item: Item, action: Action, ref: VendorRef, fallback_reason: str | None = None) -> ItemResult:
+        await asyncio.to_thread(
+            ledger.record_success,
             scope,
             item.key,
             service,
@@ -198,8 +277,16 @@ async def run_items(
             payload=ref.data,
             library_row=library_row(item, ref) if library_row else None,
             fallback_reason=fallback_reason,
+            owner=me,
         )
+        held.discard(item.key)
         return ItemResult(item.key, action, ref, error=fallback_reason)
 
-    results = await asyncio.gather(*(one(i) for i in items))
+    beat = asyncio.create_task(heartbeat())
+    try:
+        results = await asyncio.gather(*(one(i) for i in items))
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
     return ItemReport(service, tuple(results))

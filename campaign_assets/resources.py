@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from campaign_assets.ledger import Ledger
 from campaign_assets.services.asana import AsanaResource
@@ -33,17 +33,39 @@ class WorkspaceResource(dg.ConfigurableResource):
 
 
 class LedgerResource(dg.ConfigurableResource):
-    """The item ledger and content library: SQLite by default, Postgres when a URL is set."""
+    """The item ledger and content library: SQLite by default, Postgres when a URL is set.
+
+    In a run, one ``Ledger`` (one engine, one schema check) per step process:
+    made in ``setup_for_execution``, disposed in ``teardown_after_execution``;
+    ``open()`` returns it. Outside a run (the CLI, a test) ``open()`` makes a
+    new one, which the caller disposes.
+    """
 
     url: str | None = Field(default=None, description="SQLAlchemy URL (set through EnvVar).")
     sqlite_path: str = Field(default="workspace/ledger.sqlite", description="Used when url is unset.")
+
+    _ledger: Ledger | None = PrivateAttr(default=None)
 
     def resolved_url(self) -> str:
         if self.url:
             return self.url
         return f"sqlite:///{Path(self.sqlite_path).resolve()}"
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = getattr(context, "run", None)  # None outside a run (a sensor, build_resources)
+        run_id = getattr(run, "run_id", None)
+        self._ledger = Ledger(self.resolved_url(), run_id=run_id)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        ledger, self._ledger = self._ledger, None
+        if ledger is not None:
+            ledger.dispose()
+
     def open(self) -> Ledger:
+        """The step's ledger when set up for execution, else a new one.
+        Disposing the step's ledger is harmless: its engine reconnects."""
+        if self._ledger is not None:
+            return self._ledger
         return Ledger(self.resolved_url())
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from campaign_assets.items import Attempt, Item, VendorRef, run_items
-from campaign_assets.ledger import Ledger, Scope
+from campaign_assets.ledger import Ledger, Scope, db_retry, is_transient_db_error
+from campaign_assets.resources import LedgerResource
 
 SCOPE = Scope("acme", "q4-product-launch", "project_tasks")
 
@@ -123,3 +128,162 @@ def test_every_row_carries_its_tenant(ledger: Ledger) -> None:
     other = Scope("globex", SCOPE.campaign, SCOPE.asset)
     assert ledger.rows(other) == {}
     assert ledger.campaign_rows("acme", SCOPE.campaign)[0].scope.organization == "acme"
+
+
+# ---- schema migration, retries, lifecycle ------------------------------------------
+
+OLD_LEDGER_ITEMS = """
+CREATE TABLE ledger_items (
+    organization VARCHAR(64) NOT NULL, campaign VARCHAR(64) NOT NULL,
+    asset VARCHAR(64) NOT NULL, item_key VARCHAR(200) NOT NULL,
+    service VARCHAR(32) NOT NULL, status VARCHAR(16) NOT NULL,
+    vendor_id VARCHAR(200), url TEXT, marker VARCHAR(300) NOT NULL,
+    content_hash VARCHAR(64), payload TEXT NOT NULL, error TEXT,
+    attempts INTEGER NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (organization, campaign, asset, item_key)
+)
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.sqlite'}"
+    return request.getfixturevalue("pg_url")
+
+
+def _old_ledger(url: str) -> None:
+    """A ledger as the first release made it: no claim columns, one created row."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(OLD_LEDGER_ITEMS))
+        conn.execute(
+            sa.text(
+                "INSERT INTO ledger_items VALUES ('acme', 'q4-product-launch', 'project_tasks', 'a', 'asana',"
+                " 'created', 'v-1', 'https://x/v-1', :marker, :hash, '{\"k\": 1}', NULL, 1,"
+                " '2025-01-01 00:00:00+00:00', '2025-01-01 00:00:00+00:00')"
+            ),
+            dict(marker=SCOPE.marker("a"), hash=Item("a", {"text": "1"}).content_hash),
+        )
+    engine.dispose()
+
+
+def test_an_old_ledger_gains_the_claim_columns_without_loss(db_url: str) -> None:
+    _old_ledger(db_url)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:  # two step processes opening the old ledger at once
+        try:
+            Ledger(db_url).dispose()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    with Ledger(db_url) as ledger:
+        columns = {c["name"] for c in sa.inspect(ledger.engine).get_columns("ledger_items")}
+        assert {"owner", "lease_expires_at"} <= columns
+        row = ledger.rows(SCOPE)["a"]
+        assert (row.status, row.vendor_id, row.url, row.payload, row.attempts) == ("created", "v-1", "https://x/v-1", {"k": 1}, 1)
+        assert row.owner is None and row.lease_expires_at is None
+        vendor = Vendor()
+        report = run(ledger, vendor, items(("a", "1"), ("b", "2")))
+        assert report.counts == {"created": 1, "reused": 1, "updated": 0, "fallback": 0, "failed": 0}
+
+
+class _PgError(Exception):
+    def __init__(self, pgcode: str) -> None:
+        super().__init__(f"pg error {pgcode}")
+        self.pgcode = pgcode
+
+
+def test_the_transient_database_error_classifier() -> None:
+    locked = sa.exc.OperationalError("UPDATE x", {}, sqlite3.OperationalError("database is locked"))
+    serialization = sa.exc.DBAPIError("UPDATE x", {}, _PgError("40001"))
+    deadlock = sa.exc.DBAPIError("UPDATE x", {}, _PgError("40P01"))
+    dropped = sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True)
+    assert all(is_transient_db_error(e) for e in (locked, serialization, deadlock, dropped))
+    assert is_transient_db_error(sqlite3.OperationalError("database is locked"))
+    not_null = sa.exc.IntegrityError("INSERT", {}, Exception("NOT NULL constraint failed"))
+    unique = sa.exc.DBAPIError("INSERT", {}, _PgError("23505"))
+    syntax = sa.exc.OperationalError("SELEC", {}, sqlite3.OperationalError("near SELEC: syntax error"))
+    assert not any(is_transient_db_error(e) for e in (not_null, unique, syntax, ValueError("x")))
+
+
+def test_db_retry_backs_off_on_transient_errors_only() -> None:
+    sleeps: list[float] = []
+    calls = {"n": 0}
+    locked = sa.exc.OperationalError("UPDATE x", {}, sqlite3.OperationalError("database is locked"))
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise locked
+        return "ok"
+
+    assert db_retry(flaky, sleep=sleeps.append, base_s=0.1, max_s=0.15) == "ok"
+    assert calls["n"] == 3 and len(sleeps) == 2
+    assert 0 <= sleeps[0] <= 0.1 and 0 <= sleeps[1] <= 0.15  # full jitter, capped
+
+    calls["n"] = -100  # always failing: bounded
+    sleeps.clear()
+    with pytest.raises(sa.exc.OperationalError):
+        db_retry(flaky, attempts=4, sleep=sleeps.append)
+    assert len(sleeps) == 3
+
+    def refused() -> None:
+        raise sa.exc.IntegrityError("INSERT", {}, Exception("NOT NULL"))
+
+    sleeps.clear()
+    with pytest.raises(sa.exc.IntegrityError):
+        db_retry(refused, sleep=sleeps.append)
+    assert sleeps == []
+
+
+def test_a_ledger_transaction_is_retried_whole_on_an_injected_failure(ledger: Ledger) -> None:
+    failures = {"left": 2}
+
+    @sa.event.listens_for(ledger.engine, "before_cursor_execute")
+    def inject(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_LOG") and failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+
+    ledger.record_failure(SCOPE, "a", "asana", "h", "boom")
+    assert failures["left"] == 0
+    assert ledger.rows(SCOPE)["a"].status == "failed"
+    assert [a["action"] for a in ledger.audit(SCOPE.organization, SCOPE.campaign)] == ["failed"]  # once, not thrice
+
+
+def test_ledger_is_a_context_manager_and_dispose_is_idempotent(tmp_path: Path) -> None:
+    with Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}") as store:
+        assert store.counts()["ledger_items"] == 0
+    store.dispose()
+    assert store.counts()["ledger_items"] == 0  # still usable: the engine reconnects
+
+
+def test_the_ledger_resource_makes_one_ledger_per_step(tmp_path: Path) -> None:
+    resource = LedgerResource(sqlite_path=str(tmp_path / "ledger.sqlite"))
+    outside = resource.open()  # no run: a new ledger each time (the CLI's case)
+    assert isinstance(outside, Ledger) and outside is not resource.open()
+    outside.dispose()
+
+    seen: list[tuple[int, str | None]] = []
+
+    @dg.asset
+    def step(ledger: LedgerResource) -> None:
+        first, second = ledger.open(), ledger.open()
+        assert first is second
+        seen.append((id(first.engine), first.run_id))
+
+    result = dg.materialize([step], resources={"ledger": resource})
+    assert result.success
+    assert len(seen) == 1 and seen[0][1] == result.run_id  # claim tokens name the run
+    with dg.build_resources({"ledger": resource}) as built:
+        assert built.ledger.open() is built.ledger.open()
+        assert built.ledger.open().run_id is None

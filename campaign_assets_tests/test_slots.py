@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from campaign_assets.services.slots import SlotBoard
+from campaign_assets.services.slots import SlotBoard, service_slots
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -34,7 +42,7 @@ def test_the_cap_holds_across_independent_boards(url: str) -> None:
                 with lock:
                     in_flight += 1
                     peak = max(peak, in_flight)
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)  # long enough, next to a claim's thread hop, for the cap to fill
                 with lock:
                     in_flight -= 1
                     done += 1
@@ -80,3 +88,120 @@ def test_services_sharing_a_vendor_share_one_cap() -> None:
     resources = build_resources(env)
     assert resources["llm"].slot_key == resources["images"].slot_key == ("openai", 16)
     assert resources["docs"].slot_key == ("docs", 3)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from campaign_assets.services.slots import SlotBoard
+
+    board = SlotBoard(sys.argv[1])  # the default lease: far longer than this test waits
+    assert board.try_claim("images", 1) is not None
+    Path(sys.argv[2]).write_text("held")
+    time.sleep(600)
+    """
+)
+
+
+def test_a_killed_holders_slot_is_reclaimed_on_the_next_claim(url: str, tmp_path: Path) -> None:
+    marker = tmp_path / "held"
+    env = dict(os.environ, PYTHONPATH=str(PROJECT))
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, url, str(marker)], env=env, cwd=PROJECT)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, f"holder exited with {child.returncode}"
+            assert time.monotonic() < deadline, "holder never claimed"
+            time.sleep(0.01)
+        clock = Clock()  # frozen: the holder's lease cannot expire here
+        board = SlotBoard(url, clock=clock)
+        assert board.try_claim("images", 1) is None  # alive: its slot is its own
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        holder = board.try_claim("images", 1)  # dead: reclaimed at once
+        assert holder is not None and board.in_use("images") == 1
+        board.release("images", holder)
+        board.dispose()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(30)
+
+
+def test_the_heartbeat_keeps_a_long_calls_slot(url: str) -> None:
+    clock = Clock()
+    board = SlotBoard(url, clock=clock, heartbeat_s=0.005)
+    rival = SlotBoard(url, clock=clock)
+    threads: set[str] = set()
+    original = board.try_claim
+
+    def try_claim(service: str, cap: int):
+        threads.add(threading.current_thread().name)
+        return original(service, cap)
+
+    board.try_claim = try_claim  # type: ignore[method-assign]
+
+    def expires_at() -> float:
+        with board.engine.connect() as conn:
+            return conn.execute(
+                sa.select(service_slots.c.expires_at).where(service_slots.c.service == "canva", service_slots.c.holder.is_not(None))
+            ).scalar_one()
+
+    async def long_call() -> None:
+        async with board.hold("canva", 1):
+            for _ in range(3):  # three leases pass during the call
+                clock.now += board.lease_s
+                deadline = time.monotonic() + 30
+                while expires_at() <= clock.now:  # until the heartbeat has renewed it
+                    assert time.monotonic() < deadline, "the heartbeat never renewed the slot"
+                    await asyncio.sleep(0.005)
+                assert rival.try_claim("canva", 1) is None
+                assert rival.in_use("canva") == 1
+
+    asyncio.run(long_call())
+    assert threads and threading.main_thread().name not in threads  # claims ran off the event loop
+    assert rival.in_use("canva") == 0
+    assert rival.try_claim("canva", 1) is not None
+    board.dispose()
+    rival.dispose()
+
+
+def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> None:
+    board = SlotBoard(url)
+    gate = threading.Event()
+    original = board.try_claim
+
+    def slow_claim(service: str, cap: int):
+        gate.wait(30)
+        return original(service, cap)
+
+    board.try_claim = slow_claim  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        async def waiter() -> None:
+            async with board.hold("docs", 1):
+                raise AssertionError("never entered")
+
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 10  # well within the 30 s lease: released, not expired
+    while board.in_use("docs"):
+        assert time.monotonic() < deadline, "the late claim leaked"
+        time.sleep(0.01)
+    board.dispose()
