@@ -252,12 +252,11 @@ async def make_project(spec: CampaignSpec, asana: AsanaResource, ledger: Ledger,
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buf.getvalue()
+    # Task names and notes come from the spec, errors from vendors: one writer
+    # neutralizes formula-looking text (see campaign_assets.logic.csv_safe).
+    from campaign_assets.logic.csv_safe import dict_csv_text
+
+    return dict_csv_text(rows)
 
 
 # ---- creatives --------------------------------------------------------------

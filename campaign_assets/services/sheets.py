@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +10,7 @@ from urllib.parse import quote
 
 from pydantic import Field
 
+from campaign_assets.logic.csv_safe import csv_text
 from campaign_assets.logic.render import write_text
 from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
 from campaign_assets.services.docs import DRIVE_BASE_URL, Drive, google_profile
@@ -57,10 +56,9 @@ class LocalSheets(LocalClient):
             return self._ref(name, title)
 
     async def update_values(self, sheet: SheetRef, range_a1: str, values: Sequence[Sequence[Any]]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(values)
+        text = csv_text(values)  # strings that look like formulas get a leading '
         async with self.call("values.update"):
-            write_text(self._path(sheet.spreadsheet_id.removeprefix("local-sheet:")), buf.getvalue())
+            write_text(self._path(sheet.spreadsheet_id.removeprefix("local-sheet:")), text)
 
     async def find_spreadsheet(self, title: str, *, name: str) -> SheetRef | None:
         async with self.call("files.list"):
@@ -91,7 +89,13 @@ class HttpSheets(HttpClient):
         return await self.http.create_once(create, lambda: self.find_spreadsheet(title, name=name))
 
     async def update_values(self, sheet: SheetRef, range_a1: str, values: Sequence[Sequence[Any]]) -> None:
-        """values.update: overwrite the fixed range (a PUT, so retried safely; never an append)."""
+        """values.update: overwrite the fixed range (a PUT, so retried safely; never an append).
+
+        ``valueInputOption=RAW`` on purpose: Google stores every string as the
+        text sent, so a cell like ``=1+2`` can never become a formula (with
+        USER_ENTERED it would), and the plan's numbers, sent as JSON numbers,
+        still land as numbers. No ``'`` prefix here: RAW would show it.
+        """
         await self.http.json(
             "PUT",
             f"/v4/spreadsheets/{sheet.spreadsheet_id}/values/{quote(range_a1, safe='')}",
