@@ -160,6 +160,7 @@ async def run_items(
     fallback: Create | None = None,
     concurrency: int = 64,
     owner: str | None = None,
+    fallback_on: type[BaseException] | tuple[type[BaseException], ...] = RetryableVendorError,
 ) -> ItemReport:
     """Bring every item to "exists with this content", at most once each,
     however many writers run at once (the state machine is in the module
@@ -177,7 +178,8 @@ async def run_items(
     When the vendor is down (retries exhausted on 5xx, 429 or transport
     errors, not a permanent refusal) and a ``fallback`` is given, the local
     backend makes the artifact: recorded as ``fallback`` with the reason, and
-    brought to the vendor by the next materialization.
+    brought to the vendor by the next materialization. ``fallback_on``: the
+    errors that count as "vendor down" (default: ``RetryableVendorError``).
 
     The vendor clients cap their own calls; ``concurrency`` only bounds how
     many items are in progress at once. ``owner``: this writer's claim token
@@ -205,7 +207,7 @@ async def run_items(
         async with gate:
             try:
                 return await _bring(item, existing.get(item.key))
-            except RetryableVendorError as exc:
+            except fallback_on as exc:
                 if fallback is None:
                     return await _fail(item, exc)
                 reason = describe_error(exc)

@@ -142,12 +142,17 @@ def _now() -> dt.datetime:
 
 
 # ---- claim tokens and owner liveness ------------------------------------------
+def _hostname() -> str:
+    """This host's name as tokens carry it (bounded, so a token fits its column)."""
+    return socket.gethostname()[:64]
+
+
 def claim_token(run_id: str | None = None) -> str:
     """A claim owner: ``[RUN_ID/]HOSTNAME:PID:RANDOM``. The host and pid let a
     claimant on the same host prove the owner dead; the random part keeps two
     claimants in one process apart."""
-    base = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-    return f"{run_id}/{base}" if run_id else base
+    base = f"{_hostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    return f"{run_id[:100]}/{base}" if run_id else base
 
 
 def parse_token(token: str) -> tuple[str, int] | None:
@@ -169,7 +174,7 @@ def owner_is_dead(token: str | None) -> bool:
     if parsed is None:
         return False
     host, pid = parsed
-    if host != socket.gethostname() or pid <= 0:
+    if host != _hostname() or pid <= 0:
         return False
     if pid == os.getpid():
         return False

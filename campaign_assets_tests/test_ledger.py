@@ -287,3 +287,20 @@ def test_the_ledger_resource_makes_one_ledger_per_step(tmp_path: Path) -> None:
     with dg.build_resources({"ledger": resource}) as built:
         assert built.ledger.open() is built.ledger.open()
         assert built.ledger.open().run_id is None
+
+
+def test_fallback_on_names_the_errors_that_mean_vendor_down(ledger: Ledger) -> None:
+    async def refused(item: Item, attempt: Attempt) -> VendorRef:
+        raise RuntimeError("vendor down")
+
+    async def local(item: Item, attempt: Attempt) -> VendorRef:
+        return VendorRef(f"local-{item.key}")
+
+    def go(**kw):
+        return asyncio.run(run_items(ledger, SCOPE, "asana", items(("a", "1")), create=refused, fallback=local, **kw))
+
+    assert go().counts["failed"] == 1  # by default only RetryableVendorError falls back
+    report = go(fallback_on=RuntimeError)
+    assert report.counts["fallback"] == 1 and "vendor down" in report.results[0].error
+    row = ledger.rows(SCOPE)["a"]
+    assert row.status == "fallback" and row.owner is None  # the claim went with the outcome
