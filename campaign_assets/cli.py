@@ -4,6 +4,8 @@
 - ``launch [SPEC|ID ...]``: validate everything first (nothing happens if one
   spec is invalid), register the campaign partitions, materialize the whole
   graph with the configured executor, print a per-asset summary;
+- ``status [ID ...]``: the last run and the ledger's items of each campaign;
+  runs left STARTED by a launch that is gone are marked failed here;
 - ``teardown ID``: delete what the ledger says the campaign created, in
   reverse order (``--dry-run`` lists it first);
 - ``pools``: show and apply the per-service pool limits to the instance;
@@ -22,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from campaign_assets.settings import DEFAULT_DAGSTER_HOME
 from campaign_assets.spec import CampaignSpec, SpecError, find_spec_path, load_spec, scan_campaigns
 
-DEFAULT_DAGSTER_HOME = ".dagster"
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,10 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     project_config = Path("dagster.yaml").resolve()
     if not config.exists() and project_config.is_file():
-        config.symlink_to(project_config)
+        try:
+            config.symlink_to(project_config)
+        except FileExistsError:  # another launch linked it first
+            pass
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -123,21 +128,77 @@ def cmd_launch(args: argparse.Namespace) -> int:
     # Dagster is imported only now: validation stays instant.
     import dagster as dg
 
-    from campaign_assets.concurrency import apply_pool_limits
     from campaign_assets.definitions import campaign_job_def
     from campaign_assets.launch import launch_campaigns, print_summary
 
     home = ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
-    apply_pool_limits(instance)
     ids = [t.spec.id for t in targets]
-    instance.add_dynamic_partitions("campaigns", [i for i in ids if not instance.has_dynamic_partition("campaigns", i)])
+    instance = open_instance(home, ids)
     print(f"DAGSTER_HOME={home}; launching {len(ids)} campaign(s): {', '.join(ids)}")
     started = time.monotonic()
-    outcomes = launch_campaigns(instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel)
-    ok = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", "workspace")))
-    print(f"done in {time.monotonic() - started:.1f}s: {sum(o.success for o in outcomes)}/{len(outcomes)} succeeded")
-    return 0 if ok else 1
+    outcomes = launch_campaigns(
+        instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home
+    )
+    code = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", "workspace")))
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("SUCCESS", "PARTIAL", "FAILURE")}
+    print(f"done in {time.monotonic() - started:.1f}s: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
+    return code
+
+
+def open_instance(home: Path, campaigns: Sequence[str] = ()):
+    """The instance of DAGSTER_HOME, its pool limits applied and ``campaigns``
+    registered as partitions; safe when several launches start at once on a
+    fresh DAGSTER_HOME (they take turns), and beside the sensor (which may
+    register the same partition at the same moment). Runs of dead launches
+    are swept first."""
+    import dagster as dg
+
+    from campaign_assets.concurrency import apply_pool_limits
+    from campaign_assets.runs import instance_lock, sweep_dead_runs
+    from campaign_assets.settings import PARTITIONS
+
+    with instance_lock(home):
+        instance = dg.DagsterInstance.get()
+        apply_pool_limits(instance)
+        for campaign in campaigns:
+            if not instance.has_dynamic_partition(PARTITIONS, campaign):
+                try:
+                    instance.add_dynamic_partitions(PARTITIONS, [campaign])
+                except Exception:  # the sensor registered it between the check and the insert
+                    if not instance.has_dynamic_partition(PARTITIONS, campaign):
+                        raise
+        for dead in sweep_dead_runs(instance):
+            print(f"run {dead.run_id[:8]} of {dead.campaign or '?'} was left STARTED by a launch that is gone "
+                  f"({dead.launcher}): marked failed, its pool slots freed")
+    return instance
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    import dagster as dg
+
+    from campaign_assets.resources import build_resources
+    from campaign_assets.status import campaign_status, describe
+
+    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", "campaigns"))
+    targets, errors = resolve_targets(args.campaigns, campaigns_dir)
+    for exc in errors:
+        _print_error(exc)
+    home = ensure_dagster_home()
+    instance = open_instance(home)
+    with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
+        ledger = resources.ledger.open()
+        try:
+            statuses = [campaign_status(instance, ledger, t.spec) for t in targets]
+        finally:
+            ledger.dispose()
+    if args.json:
+        print(json.dumps(statuses[0] if len(statuses) == 1 and args.campaigns else statuses, indent=2))
+    else:
+        for status in statuses:
+            print("\n".join(describe(status)))
+    return 1 if errors else 0
 
 
 def cmd_pools(args: argparse.Namespace) -> int:
@@ -199,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="replace a registered spec with the same id")
     p.add_argument("--parallel", type=int, default=1, help="campaign runs at once (default 1)")
     p.set_defaults(func=cmd_launch)
+    p = sub.add_parser("status", help="where each campaign stands: last run, ledger items; sweeps dead runs")
+    p.add_argument("campaigns", nargs="*", metavar="ID")
+    p.add_argument("--json", action="store_true", help="one JSON document (an object for one ID, else a list)")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("pools", help="apply the per-service pool limits to the Dagster instance")
     p.set_defaults(func=cmd_pools)
     p = sub.add_parser("teardown", help="delete what the ledger says a campaign created (reverse order, idempotent)")

@@ -1,4 +1,14 @@
-"""Run campaign partitions with the configured executor and summarize them."""
+"""Run campaign partitions with the configured executor and summarize them.
+
+A launch ends in one of three ways, told apart in the summary and the exit
+status of ``campaign-assets launch``:
+
+- ``SUCCESS`` (exit 0): every run completed and no item failed; items made
+  locally while their vendor refused (``fallback``) are flagged successes;
+- ``PARTIAL`` (exit 2): every run completed, some items failed (the next
+  launch retries only those);
+- ``FAILURE`` (exit 1): a run failed (a step raised, a blocking check failed).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from campaign_assets.runs import LAUNCHER_TAG, campaign_turn, launcher_token
 from campaign_assets.spec import CampaignSpec
 
 COUNT_KEYS = ("created", "reused", "updated", "fallback", "failed")
@@ -27,12 +38,35 @@ class CampaignOutcome:
     checks: list[tuple[str, str, bool, str]] = field(default_factory=list)  # asset, check, passed, severity
     failed_steps: list[str] = field(default_factory=list)
 
+    @property
+    def failed_items(self) -> int:
+        return sum(counts.get("failed", 0) for counts in self.assets.values())
 
-def run_campaign(instance: dg.DagsterInstance, job: dg.ReconstructableJob, campaign: str) -> CampaignOutcome:
+    @property
+    def status(self) -> str:
+        if not self.success:
+            return "FAILURE"
+        return "PARTIAL" if self.failed_items else "SUCCESS"
+
+
+EXIT_CODES = {"SUCCESS": 0, "PARTIAL": 2, "FAILURE": 1}
+
+
+def exit_code(outcomes: Sequence[CampaignOutcome]) -> int:
+    """1 when a run failed, else 2 when items failed, else 0."""
+    statuses = {o.status for o in outcomes}
+    return next((EXIT_CODES[s] for s in ("FAILURE", "PARTIAL") if s in statuses), 0)
+
+
+def run_campaign(
+    instance: dg.DagsterInstance, job: dg.ReconstructableJob, campaign: str, home: Path | None = None
+) -> CampaignOutcome:
+    if home is not None:
+        with campaign_turn(instance, home, campaign):
+            return run_campaign(instance, job, campaign)
     started = time.monotonic()
-    with dg.execute_job(
-        job, instance=instance, run_config=QUIET, tags={"dagster/partition": campaign}, raise_on_error=False
-    ) as result:
+    tags = {"dagster/partition": campaign, LAUNCHER_TAG: launcher_token()}
+    with dg.execute_job(job, instance=instance, run_config=QUIET, tags=tags, raise_on_error=False) as result:
         outcome = CampaignOutcome(campaign, result.run_id, result.success, time.monotonic() - started)
         for event in result.get_asset_materialization_events():
             mat = event.materialization
@@ -54,23 +88,27 @@ def run_campaign(instance: dg.DagsterInstance, job: dg.ReconstructableJob, campa
 
 
 def launch_campaigns(
-    instance: dg.DagsterInstance, job: dg.ReconstructableJob, campaigns: Sequence[str], parallel: int = 1
+    instance: dg.DagsterInstance,
+    job: dg.ReconstructableJob,
+    campaigns: Sequence[str],
+    parallel: int = 1,
+    home: Path | None = None,
 ) -> list[CampaignOutcome]:
     """One run per campaign; ``parallel`` runs at once (each run's steps run
-    side by side under the multiprocess executor)."""
+    side by side under the multiprocess executor). With ``home`` each run
+    first takes its campaign's turn (``runs.campaign_turn``)."""
     if parallel <= 1:
-        return [run_campaign(instance, job, c) for c in campaigns]
+        return [run_campaign(instance, job, c, home) for c in campaigns]
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        return list(pool.map(lambda c: run_campaign(instance, job, c), campaigns))
+        return list(pool.map(lambda c: run_campaign(instance, job, c, home), campaigns))
 
 
-def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignSpec], workspace: Path) -> bool:
+def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignSpec], workspace: Path) -> int:
+    """Print each campaign's outcome; returns the exit status (``exit_code``)."""
     by_id = {s.id: s for s in specs}
-    ok = True
     for o in outcomes:
-        status = "SUCCESS" if o.success else "FAILURE"
-        ok &= o.success
-        print(f"\n{o.campaign}: {status} in {o.seconds:.1f}s (run {o.run_id[:8]})")
+        detail = f", {o.failed_items} item(s) failed" if o.status == "PARTIAL" else ""
+        print(f"\n{o.campaign}: {o.status} in {o.seconds:.1f}s (run {o.run_id[:8]}{detail})")
         for asset, counts in o.assets.items():
             detail = "  ".join(f"{k} {counts[k]}" for k in COUNT_KEYS if k in counts) or "materialized"
             print(f"  {asset:<18} {detail}")
@@ -81,4 +119,4 @@ def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignS
         spec = by_id.get(o.campaign)
         if spec:
             print(f"  artifacts: {(workspace / spec.organization / spec.id).resolve()}")
-    return ok
+    return exit_code(outcomes)

@@ -1,0 +1,84 @@
+"""Where a campaign stands: its last run, what the ledger holds, and dead runs swept.
+
+``campaign-assets status [ID ...] [--json]`` prints this; the pure part
+(``campaign_status``) reads the instance and the ledger and returns one plain
+dict per campaign, the same dict ``--json`` prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import dagster as dg
+
+from campaign_assets.ledger import Ledger
+from campaign_assets.settings import CAMPAIGN_JOB, PARTITION_TAG
+from campaign_assets.spec import CampaignSpec
+
+
+def _when(ts: float | None) -> str | None:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds") if ts else None
+
+
+def last_run(instance: dg.DagsterInstance, campaign: str) -> dict[str, Any] | None:
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={PARTITION_TAG: campaign}, job_name=CAMPAIGN_JOB), limit=1
+    )
+    if not records:
+        return None
+    record = records[0]
+    run = record.dagster_run
+    start, end = record.start_time, record.end_time
+    elapsed = None
+    if start:
+        elapsed = round((end or dt.datetime.now(dt.timezone.utc).timestamp()) - start, 1)
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "started_at": _when(start),
+        "ended_at": _when(end),
+        "elapsed_s": elapsed,
+    }
+
+
+def ledger_summary(ledger: Ledger, spec: CampaignSpec) -> dict[str, Any]:
+    rows = [r for r in ledger.campaign_rows(spec.organization, spec.id) if r.status != "deleted"]
+    by_status = Counter(r.status for r in rows)
+    return {
+        "items": dict(sorted(by_status.items())),
+        "failed": [{"asset": r.scope.asset, "item": r.item_key, "error": r.error or ""}
+                   for r in rows if r.status == "failed"],
+        "fallback": [{"asset": r.scope.asset, "item": r.item_key, "reason": r.error or ""}
+                     for r in rows if r.status == "fallback"],
+    }
+
+
+def campaign_status(instance: dg.DagsterInstance, ledger: Ledger, spec: CampaignSpec) -> dict[str, Any]:
+    run = last_run(instance, spec.id)
+    items = ledger_summary(ledger, spec)
+    if run is None:
+        phase = "not launched"
+    elif run["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"):
+        phase = "running"
+    elif run["status"] == "SUCCESS":
+        phase = "partial" if items["failed"] else "drafted"
+    else:
+        phase = "failed"
+    return {"campaign": spec.id, "organization": spec.organization, "phase": phase, "last_run": run, **items}
+
+
+def describe(status: dict[str, Any]) -> list[str]:
+    run = status["last_run"]
+    lines = [f"{status['organization']}/{status['campaign']}: {status['phase']}"]
+    if run:
+        lines.append(
+            f"  last run {run['run_id'][:8]} {run['status']} started {run['started_at'] or '-'}"
+            + (f", {run['elapsed_s']}s" if run["elapsed_s"] is not None else "")
+        )
+    counts = "  ".join(f"{k} {v}" for k, v in status["items"].items()) or "none"
+    lines.append(f"  ledger items: {counts}")
+    lines += [f"  failed   {f['asset']}/{f['item']}: {f['error']}" for f in status["failed"]]
+    lines += [f"  fallback {f['asset']}/{f['item']}: {f['reason']}" for f in status["fallback"]]
+    return lines
