@@ -8,8 +8,6 @@ service (one HTTP client each), turns its work into ledger items and lets
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +26,7 @@ from campaign_assets.logic.prompts import (
     brief_request,
     content_request,
     headline,
+    render_locally,
     summary_request,
 )
 from campaign_assets.logic.render import compose_creative, render_landing_page, write_bytes, write_text
@@ -35,10 +34,11 @@ from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocRef, DocsResource
 from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.http import VendorError
 from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetRef, SheetsResource, a1_range_for
-from campaign_assets.services.slack import SlackResource
+from campaign_assets.services.slack import SlackResource, escape_text
 from campaign_assets.spec import CampaignSpec, parse_size, slugify
 
 T = TypeVar("T")
@@ -94,14 +94,50 @@ async def _write_document(docs: Any, title: str, name: str, text: str, attempt: 
     return doc
 
 
+def spec_brief(spec: CampaignSpec, title: str, error: str) -> dict[str, Any]:
+    """The brief when none could be written at all: the spec's own key
+    messages, rendered from the spec alone (the local backend's template),
+    flagged with why."""
+    return {
+        "document_id": None,
+        "url": None,
+        "title": title,
+        "markdown": render_locally(brief_request(spec)),
+        "source": "spec",
+        "error": error,
+    }
+
+
+class Drafts:
+    """Text an LLM wrote inside an item, kept for that item's local copy: when
+    the document store refuses the brief or the report, the local file carries
+    the LLM's words, not the template's."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+
+    async def text(self, key: str, writer: Any, request: Any) -> str:
+        if key not in self._texts:
+            self._texts[key] = (await writer.complete(request)).text
+        return self._texts[key]
+
+    async def kept_or(self, key: str, writer: Any, request: Any) -> str:
+        """The live draft when there is one, else ``writer``'s (the local backend's)."""
+        return self._texts.get(key) or (await writer.complete(request)).text
+
+
 async def make_brief(spec: CampaignSpec, llm: LLMResource, docs: DocsResource, ledger: Ledger, out: Path) -> Outcome:
+    """The brief is always handed on: published to Docs; else (Docs down or
+    refusing) its text in brief.md, flagged ``fallback``; else (no text could
+    be written) the spec's own key messages, flagged ``source: spec``."""
     request = brief_request(spec)
     title = brief_title(spec)
     item = Item("brief", {"system": request.system, "prompt": request.prompt, "title": title})
+    drafts = Drafts()
 
-    def writing(writer: Any, doc_client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
+    def writing(draft: Callable[[], Awaitable[str]], doc_client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
         async def create(item: Item, attempt: Attempt) -> VendorRef:
-            text = (await writer.complete(request)).text
+            text = await draft()
             doc = await _write_document(doc_client, title, "brief", text, attempt)
             return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": text})
 
@@ -111,17 +147,24 @@ async def make_brief(spec: CampaignSpec, llm: LLMResource, docs: DocsResource, l
         writer, doc_client = live
 
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
-            text = (await writer.complete(request)).text
+            text = await drafts.text(item.key, writer, request)
             doc = DocRef(ref.vendor_id, title, ref.url or "")
             await doc_client.write_text(doc, text)
             return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": text})
 
+        fallback = None
+        if local:
+            fallback = writing(lambda: drafts.kept_or(item.key, local[0], request), local[1])
         report = await run_items(
             ledger, _scope(spec, "campaign_brief"), "docs", [item],
-            create=writing(*live), update=update, fallback=local and writing(*local),
+            create=writing(lambda: drafts.text(item.key, writer, request), doc_client),
+            update=update, fallback=fallback, fallback_on=VendorError,
         )
     ref = report.ref("brief")
-    value = None if ref is None else {"document_id": ref.vendor_id, "url": ref.url, **ref.data}
+    if ref is None:
+        value = spec_brief(spec, title, report.failures[0][1] if report.failures else "no brief")
+    else:
+        value = {"document_id": ref.vendor_id, "url": ref.url, **ref.data, "source": "llm"}
     return Outcome(value, [report], live, {"document_url": ref and ref.url})
 
 
@@ -170,7 +213,7 @@ async def publish_media_plan(
 
         report = await run_items(
             ledger, _scope(spec, "media_plan"), "sheets", [item],
-            create=publishing(client), update=update, fallback=local and publishing(*local),
+            create=publishing(client), update=update, fallback=local and publishing(*local), fallback_on=VendorError,
         )
     ref = report.ref("spreadsheet")
     return Outcome(plan, [report], live, {"spreadsheet_url": ref and ref.url})
@@ -518,10 +561,11 @@ async def make_report(
     title = f"{spec.name} — Summary Report"
     scope = _scope(spec, "summary_report")
 
-    def reporting(writer: Any, doc_client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
+    drafts = Drafts()
+
+    def reporting(draft: Callable[[], Awaitable[str]], doc_client: Any) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
         async def create(item: Item, attempt: Attempt) -> VendorRef:
-            summary = (await writer.complete(request)).text
-            markdown = report_markdown(spec, summary, facts, links)
+            markdown = report_markdown(spec, await draft(), facts, links)
             doc = await _write_document(doc_client, title, "summary_report", markdown, attempt)
             return VendorRef(doc.document_id, doc.url, {"title": title, "markdown": markdown})
 
@@ -542,20 +586,25 @@ async def make_report(
         writer, doc_client, notifier = live
 
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
-            summary = (await writer.complete(request)).text
-            markdown = report_markdown(spec, summary, facts, links)
+            markdown = report_markdown(spec, await drafts.text(item.key, writer, request), facts, links)
             await doc_client.write_text(DocRef(ref.vendor_id, title, ref.url or ""), markdown)
             return VendorRef(ref.vendor_id, ref.url, {"title": title, "markdown": markdown})
 
         content = {"prompt": request.prompt, "facts": facts, "links": links}
+        fallback = None
+        if local:
+            fallback = reporting(lambda: drafts.kept_or("report", local[0], request), local[1])
         doc_report = await run_items(
             ledger, scope, "docs", [Item("report", content)],
-            create=reporting(writer, doc_client), update=update, fallback=local and reporting(*local[:2]),
+            create=reporting(lambda: drafts.text("report", writer, request), doc_client),
+            update=update, fallback=fallback, fallback_on=VendorError,
         )
         reports = [doc_report]
         doc = doc_report.ref("report")
         if doc is not None:
-            text = f"{title} is ready: {doc.url}" + (f" ({failure_count} items failed)" if failure_count else "")
+            text = f"{escape_text(title)} is ready: {doc.url}" + (
+                f" ({failure_count} items failed)" if failure_count else ""
+            )
             notify = notifying(notifier, text)
 
             async def renotify(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
@@ -567,5 +616,10 @@ async def make_report(
                     create=notify, update=renotify, fallback=local and notifying(local[2], text),
                 )
             )
-    value = None if doc is None else {"url": doc.url, **doc.data, "facts": facts}
+    if doc is None:  # not even a local copy could be written by the backends: write it here
+        markdown = report_markdown(spec, render_locally(request), facts, links)
+        path = write_text(out / "summary_report.md", markdown)
+        value = {"url": path.as_uri(), "title": title, "markdown": markdown, "facts": facts}
+    else:
+        value = {"url": doc.url, **doc.data, "facts": facts}
     return Outcome(value, reports, live, {"report_url": doc and doc.url})

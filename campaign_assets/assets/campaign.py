@@ -23,7 +23,7 @@ from campaign_assets.assets.common import (
     service_metadata,
     url,
 )
-from campaign_assets.logic.media_plan import build_media_plan, plan_markdown, plan_total_cents
+from campaign_assets.logic.media_plan import build_media_plan, plan_markdown, plan_outside_flight, plan_total_cents
 from campaign_assets.logic.render import thumbnail_uri
 from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
@@ -133,15 +133,18 @@ def campaign_brief(
     spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out))
-    missing = wf.missing_sections(outcome.value["markdown"]) if outcome.value else list(wf.BRIEF_SECTIONS)
+    brief = outcome.value
+    missing = wf.missing_sections(brief["markdown"])
     check = dg.AssetCheckResult(
         check_name="brief_has_required_sections",
         passed=not missing,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"missing": dg.MetadataValue.json(missing)},
     )
-    preview = outcome.value["markdown"] if outcome.value else "(no brief)"
-    return _result(outcome, checks=[check], preview=dg.MetadataValue.md(preview))
+    flags = {"brief_source": brief["source"]}
+    if brief["source"] == "spec":
+        flags["brief_error"] = dg.MetadataValue.text(brief["error"])
+    return _result(outcome, checks=[check], preview=dg.MetadataValue.md(brief["markdown"]), **flags)
 
 
 @dg.asset(
@@ -150,7 +153,21 @@ def campaign_brief(
         group_name="planning",
         kinds={"pandas", "googlesheets"},
         description="Channel x week budget (a pandas DataFrame), published to a Google Sheet (local: media_plan.csv).",
-        check_specs=[dg.AssetCheckSpec("media_plan_sums_to_budget", asset="media_plan")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "media_plan_sums_to_budget",
+                asset="media_plan",
+                blocking=True,
+                description="ERROR, blocking: the plan's cents add up to the budget, so DSP activation never "
+                "spends on a plan that does not add up.",
+            ),
+            dg.AssetCheckSpec(
+                "media_plan_within_flight",
+                asset="media_plan",
+                blocking=True,
+                description="ERROR, blocking: every week lies inside the flight and no budget is negative.",
+            ),
+        ],
     )
 )
 def media_plan(
@@ -162,15 +179,22 @@ def media_plan(
     outcome = asyncio.run(wf.publish_media_plan(spec, plan, sheets, ledger.open(), out))
     expected = round(spec.budget.total * 100)
     actual = plan_total_cents(plan)
-    check = dg.AssetCheckResult(
+    sums = dg.AssetCheckResult(
         check_name="media_plan_sums_to_budget",
         passed=actual == expected,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"plan_cents": actual, "budget_cents": expected},
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"plan_cents": actual, "budget_cents": expected, "difference_cents": actual - expected},
+    )
+    outside = plan_outside_flight(plan, spec)
+    within = dg.AssetCheckResult(
+        check_name="media_plan_within_flight",
+        passed=not outside,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"problems": dg.MetadataValue.json(outside)},
     )
     return _result(
         outcome,
-        checks=[check],
+        checks=[sums, within],
         preview=dg.MetadataValue.md(plan_markdown(plan, spec.budget.currency)),
         **{"dagster/row_count": len(plan)},
     )
@@ -247,7 +271,13 @@ def content_pieces(
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = asyncio.run(wf.write_content(spec, campaign_brief, llm, ledger.open(), out))
     check = failed_check("all_pieces_written", outcome.reports[0], "pieces")
-    return _result(outcome, checks=[check], **{"dagster/row_count": len(outcome.value)})
+    flags = {"brief_source": campaign_brief.get("source", "llm")}
+    if flags["brief_source"] == "spec":
+        flags["flag"] = dg.MetadataValue.md(
+            "Written from the spec's own key messages: no brief could be written "
+            f"({campaign_brief.get('error', '')})."
+        )
+    return _result(outcome, checks=[check], **flags, **{"dagster/row_count": len(outcome.value)})
 
 
 @dg.asset(
@@ -333,7 +363,7 @@ def dsp_activation(
 )
 def summary_report(
     campaign_spec: CampaignSpec,
-    campaign_brief: dict[str, Any] | None,
+    campaign_brief: dict[str, Any],
     media_plan: pd.DataFrame,
     project_tasks: dict[str, Any] | None,
     creatives: list[dict[str, Any]],
@@ -351,7 +381,7 @@ def summary_report(
     store = ledger.open()
     sheet = store.rows(scope(spec, "media_plan")).get("spreadsheet")
     links = {
-        "Brief": campaign_brief and campaign_brief["url"],
+        "Brief": campaign_brief["url"],
         "Media plan": sheet and sheet.url,
         "Project": project_tasks and project_tasks["project"]["url"],
         "Landing page": landing_page["url"],
@@ -359,11 +389,12 @@ def summary_report(
         **{f"Line item {d['channel']} ({d['dsp']})": d["url"] for d in dsp_activation},
     }
     outcome = asyncio.run(wf.make_report(spec, links, llm, docs, slack, store, out))
-    facts = outcome.value["facts"] if outcome.value else wf.campaign_facts(spec, store)
+    facts = outcome.value["facts"]
     return _result(
         outcome,
         upstream_failures=facts["failure_count"],
+        upstream_fallbacks=len(facts["fallbacks"]),
         content_pieces_in_vault=len(content_library["pieces"]),
         media_plan_rows=len(media_plan),
-        preview=dg.MetadataValue.md(outcome.value["markdown"] if outcome.value else "(no report)"),
+        preview=dg.MetadataValue.md(outcome.value["markdown"]),
     )

@@ -14,6 +14,12 @@ from campaign_assets.spec import CampaignSpec
 
 campaigns_partitions = dg.DynamicPartitionsDefinition(name="campaigns")
 
+# Failures below the item level (the ledger database briefly unreachable, a
+# step process lost) retry the whole step: items already done are reused from
+# the ledger, so a retry redoes only what is missing. Item failures never
+# raise, so they never spend these.
+STEP_RETRY = dg.RetryPolicy(max_retries=3, delay=2.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
 OWNER = "team:campaign-ops"
 SERVICE_TAG = "campaign_assets/service"
 
@@ -24,7 +30,12 @@ def service_asset(service: str | None, *, critical: bool = False, **kwargs: Any)
     (``tag_concurrency_limits`` within a run). ``critical``: on the seed's
     critical path, so the executor launches it first among steps ready at
     the same moment (they share two cores while they start)."""
-    extra: dict[str, Any] = {"partitions_def": campaigns_partitions, "owners": [OWNER], "code_version": "1"}
+    extra: dict[str, Any] = {
+        "partitions_def": campaigns_partitions,
+        "owners": [OWNER],
+        "code_version": "1",
+        "retry_policy": STEP_RETRY,
+    }
     tags = {SERVICE_TAG: service} if service else {}
     if critical:
         tags["dagster/priority"] = "10"

@@ -85,3 +85,16 @@ def plan_markdown(plan: pd.DataFrame, currency: str) -> str:
 def plan_values(plan: pd.DataFrame) -> list[list[str | int | float]]:
     """The header and rows as a spreadsheet range body."""
     return [list(plan.columns)] + plan.astype(object).values.tolist()
+
+
+def plan_outside_flight(plan: pd.DataFrame, spec: CampaignSpec) -> list[str]:
+    """What would make a DSP spend outside the plan: a week outside the
+    flight, a negative budget. Empty when the plan is sound."""
+    start, end = spec.flight.start.isoformat(), spec.flight.end.isoformat()
+    problems = []
+    for row in plan.itertuples():
+        if row.week_start < start or row.week_end > end or row.week_start > row.week_end:
+            problems.append(f"{row.channel} week {row.week}: {row.week_start}..{row.week_end} outside {start}..{end}")
+        if row.budget < 0:
+            problems.append(f"{row.channel} week {row.week}: negative budget {row.budget}")
+    return problems

@@ -26,6 +26,13 @@ from campaign_assets.services.http import HttpSession, PermanentVendorError, Ven
 HISTORY_PAGE_SIZE = 200  # Slack's recommended page size for conversations.history
 
 
+def escape_text(text: str) -> str:
+    """Slack's own rule for text we did not write: ``&``, ``<`` and ``>`` as
+    entities, so a campaign named ``<!channel>`` pings nobody and a name
+    cannot forge a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(frozen=True)
 class Message:
     channel: str
