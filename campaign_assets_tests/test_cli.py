@@ -92,6 +92,7 @@ def test_truncated_file_is_refused(home: dict[str, str], tmp_path: Path) -> None
     assert not Path(home["WORKSPACE_DIR"]).exists()
 
 
+@pytest.mark.slow
 def test_an_unseen_spec_launches_clean_and_a_second_launch_reuses_everything(
     home: dict[str, str], tmp_path: Path
 ) -> None:

@@ -31,7 +31,7 @@ from campaign_assets.concurrency import POOL_LIMITS, apply_pool_limits
 from campaign_assets.resources import SERVICE_ENV
 from campaign_assets.spec import load_spec, spec_hash
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # a real webserver and daemon
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -463,6 +463,25 @@ def test_sensor_runs_the_changed_spec_and_ignores_unchanged_ones(system: System)
     tick = tick_with_keys(system, {expected}, timeout=90)
     assert tick["runKeys"] == [expected]  # the other specs are unchanged: nothing for them
     system.expect_success(tick["runIds"][0])
+
+
+def test_runs_of_one_campaign_queue_behind_each_other(system: System) -> None:
+    """Two runs of one campaign submitted at once (the UI beside the sensor): the run queue's
+    limit on ``dagster/partition`` starts the second only once the first has ended; and over
+    every run so far, no two runs of one campaign ever overlapped."""
+    campaign = "spring-webinar-series"
+    ids = [system.client.submit_job_execution("campaign_job", tags={"dagster/partition": campaign}) for _ in range(2)]
+    for run_id in ids:
+        system.expect_success(run_id, timeout=180)
+    by_campaign: dict[str, list[tuple[float, float]]] = {}
+    with system.instance() as instance:
+        for record in instance.get_run_records():
+            partition = record.dagster_run.tags.get("dagster/partition")
+            if partition and record.start_time and record.end_time:
+                by_campaign.setdefault(partition, []).append((record.start_time, record.end_time))
+    assert len(by_campaign[campaign]) >= 3  # the sensor's first run and these two
+    for partition, intervals in by_campaign.items():
+        assert max_overlap(intervals) == 1, (partition, sorted(intervals))
 
 
 def test_runs_respected_the_pools(system: System) -> None:

@@ -39,6 +39,7 @@ def http_project(project: dict[str, str], sandbox: SandboxServer, monkeypatch: p
     return env
 
 
+@pytest.mark.slow
 def test_launch_with_twenty_percent_faults_leaves_exactly_one_of_everything(
     http_project: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -125,6 +126,7 @@ def test_a_vendor_wholly_down_falls_back_to_local_then_publishes_when_back(
     assert len(docs) == 2  # the brief, now published, and the report
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_overlap_their_assets_and_hold_every_cap(
     http_project: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
