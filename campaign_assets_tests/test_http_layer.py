@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 
+from campaign_assets_tests.http_doubles import ShortReadTimeout
 from campaign_assets.services.http import (
     AdaptiveLimiter,
     AmbiguousWriteError,
@@ -54,7 +55,9 @@ from campaign_assets.services.http import (
 )
 
 TOKEN = "tkn_S3CR3T/abc+def=42"  # URL-special characters: the query-string form is percent-encoded
-FAST = RetryPolicy(max_attempts=4, backoff_base_s=0.001, backoff_max_s=0.01, timeout_s=2.0)
+# A generous timeout: no ordinary call may time out on a busy machine. Tests that need a
+# timeout hold the request (``hold()``) and give that request alone a short one.
+FAST = RetryPolicy(max_attempts=4, backoff_base_s=0.001, backoff_max_s=0.01, timeout_s=10.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -83,10 +86,13 @@ class ScriptedVendor:
     objects: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    released: threading.Event = field(default_factory=threading.Event)
 
     def reset(self) -> None:
+        self.released.set()  # let go of any request the previous test held
         self.scripts, self.defaults, self.calls, self.objects = {}, {}, [], []
         self.in_flight = self.max_in_flight = 0
+        self.released = threading.Event()
 
     def script(self, method: str, path: str, *actions: Action, then: Action | None = None) -> None:
         """Answer the next requests to (method, path) with ``actions`` in order, then with ``then``."""
@@ -126,6 +132,18 @@ def reply(status: int = 200, payload: Any = None, *, headers: dict[str, str] | N
         else:
             response = JSONResponse(payload if payload is not None else {}, status_code=status, headers=headers)
         await response(request.scope, request.receive, send)
+
+    return action
+
+
+def hold(status: int = 200, payload: Any = None) -> Action:
+    """Hold the request until the test ends (the client gives up first), then answer."""
+
+    async def action(vendor: ScriptedVendor, request: Request, body: bytes, send: Any) -> None:
+        released = vendor.released
+        while not released.is_set():  # the server's own loop: wait without blocking it
+            await asyncio.sleep(0.01)
+        await reply(status, payload)(vendor, request, body, send)
 
     return action
 
@@ -270,10 +288,13 @@ def test_429_with_retry_after_twice_then_200(server: Server) -> None:
     assert server.vendor.calls[0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
-def test_fractional_sandbox_header_beats_whole_second_retry_after(server: Server) -> None:
+def test_fractional_retry_after_is_honoured_and_no_sandbox_header_is_read(server: Server) -> None:
+    """The sandbox sends its scaled waits as a standard, fractional Retry-After: production
+    code knows no sandbox-only header (an ``x-sandbox-retry-after`` is ignored)."""
     server.vendor.script(
         "GET", "/items",
-        reply(429, {}, headers={"Retry-After": "5", "x-sandbox-retry-after": "0.02"}),
+        reply(429, {}, headers={"Retry-After": "0.02", "x-sandbox-retry-after": "5"}),
+        reply(429, {}, headers={"x-sandbox-retry-after": "5"}),
         reply(200, {"ok": True}),
     )
     sleep = RecordingSleep()
@@ -283,7 +304,8 @@ def test_fractional_sandbox_header_beats_whole_second_retry_after(server: Server
             return await http.json("GET", "/items")
 
     assert run(main()) == {"ok": True}
-    assert len(sleep.delays) == 1 and 0.02 <= sleep.delays[0] < 0.03
+    assert len(sleep.delays) == 2 and 0.02 <= sleep.delays[0] < 0.03
+    assert sleep.delays[1] <= FAST.backoff_base_s * 2  # no Retry-After: backoff, the sandbox header means nothing
 
 
 def test_google_style_429_without_retry_after_uses_backoff_then_gives_up(server: Server) -> None:
@@ -427,12 +449,14 @@ def test_404_asana_shape_is_permanent(server: Server) -> None:
 
 
 def test_timeout_on_get_is_retried_and_on_post_is_ambiguous(server: Server) -> None:
-    policy = RetryPolicy(max_attempts=3, backoff_base_s=0.001, backoff_max_s=0.01, timeout_s=0.2)
-    server.vendor.script("GET", "/slow", reply(200, {"late": True}, delay=0.6), reply(200, {"fast": True}))
-    server.vendor.script("POST", "/slow", then=reply(201, {"late": True}, delay=0.6))
+    policy = RetryPolicy(max_attempts=3, backoff_base_s=0.001, backoff_max_s=0.01, timeout_s=10.0)
+    server.vendor.script("GET", "/slow", hold(200, {"late": True}), reply(200, {"fast": True}))
+    server.vendor.script("POST", "/slow", then=hold(201, {"late": True}))
+    # Only the held requests get a short read timeout: the vendor never answers them in time.
+    transport = ShortReadTimeout({("GET", "/slow"): 1, ("POST", "/slow"): 1})
 
     async def main() -> Any:
-        async with session(server, policy=policy) as http:
+        async with session(server, policy=policy, transport=transport) as http:
             got = await http.json("GET", "/slow")
             with pytest.raises(AmbiguousWriteError) as caught:
                 await http.request("POST", "/slow", json={"name": "x"})
@@ -653,7 +677,7 @@ def test_limiter_never_exceeds_cap_under_50_concurrent_tasks(server: Server) -> 
 
 
 def test_limiter_halves_once_on_a_429_burst_then_recovers(server: Server) -> None:
-    limited = reply(429, {}, headers={"x-sandbox-retry-after": "0.02"})
+    limited = reply(429, {}, headers={"Retry-After": "0.02"})
     server.vendor.script("GET", "/burst", *([limited] * 8), then=reply(200, {"ok": True}, delay=0.005))
 
     async def main() -> tuple[HttpSession, RecordingSleep]:
@@ -675,21 +699,35 @@ def test_limiter_halves_once_on_a_429_burst_then_recovers(server: Server) -> Non
 
 
 def test_no_limiter_slot_is_held_while_sleeping(server: Server) -> None:
-    server.vendor.script("GET", "/slow-429", reply(429, {}, headers={"x-sandbox-retry-after": "0.3"}), then=reply(200, {}))
+    """A backs off after a 429 and stays in backoff until B, with the only slot (cap 1), has finished."""
+    server.vendor.script("GET", "/slow-429", reply(429, {}, headers={"Retry-After": "30"}), then=reply(200, {}))
     server.vendor.script("GET", "/fast", then=reply(200, {}))
     finished: list[str] = []
 
     async def main() -> None:
-        async with session(server, cap=1) as http:
-            async def task(name: str, path: str, start_after: float) -> None:
-                await asyncio.sleep(start_after)
-                await http.request("GET", path)
-                finished.append(name)
+        backing_off, b_done = asyncio.Event(), asyncio.Event()
 
-            await asyncio.gather(task("A", "/slow-429", 0), task("B", "/fast", 0.05))
+        async def held_sleep(delay: float) -> None:  # A's backoff ends only once B is done
+            backing_off.set()
+            await b_done.wait()
+
+        async with session(server, cap=1, sleep=held_sleep) as http:
+            async def a() -> None:
+                await http.request("GET", "/slow-429")
+                finished.append("A")
+
+            async def b() -> None:
+                await backing_off.wait()
+                assert http.limiter.in_flight == 0  # A holds no slot while it sleeps
+                await http.request("GET", "/fast")
+                finished.append("B")
+                b_done.set()
+
+            await asyncio.gather(a(), b())
 
     run(main())
     assert finished == ["B", "A"]
+    assert server.vendor.count("GET", "/slow-429") == 2
 
 
 def test_adaptive_limiter_aimd_unit() -> None:
@@ -784,17 +822,22 @@ def test_token_echoed_in_error_body_is_redacted_everywhere(server: Server, caplo
 def test_token_in_query_string_never_reaches_logs(server: Server, caplog: pytest.LogCaptureFixture) -> None:
     server.vendor.script("GET", "/v1/files", reply(503, {}), then=reply(200, {"files": []}))
     caplog.set_level(logging.DEBUG)
-    httpx_filters_before = list(logging.getLogger("httpx").filters)
+    httpx_logger = logging.getLogger("httpx")
+    before = (list(httpx_logger.filters), list(httpx_logger.handlers), httpx_logger.level, httpx_logger.disabled)
 
     async def main() -> Any:
         async with session(server, headers={}, secrets=[TOKEN]) as http:
-            return await http.json("GET", "/v1/files", params={"key": TOKEN})
+            during = (list(httpx_logger.filters), list(httpx_logger.handlers), httpx_logger.level, httpx_logger.disabled)
+            assert during == before  # opening a session leaves the global httpx logger alone
+            return await http.json("GET", "/v1/files", params={"key": TOKEN, "page": "2"})
 
     assert run(main()) == {"files": []}
-    assert server.vendor.calls[0].query.startswith("key=")  # the token really was on the wire
+    wire = httpx.QueryParams(server.vendor.calls[0].query)
+    assert (wire["key"], wire["page"]) == (TOKEN, "2")  # the token really was on the wire, twice
+    assert wire == httpx.QueryParams(server.vendor.calls[1].query)
     assert not leaks(caplog.text)
-    assert any(r.name == "httpx" and "key=***" in r.getMessage() for r in caplog.records)
-    assert logging.getLogger("httpx").filters == httpx_filters_before  # filter removed on exit
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx" and "HTTP Request" in r.getMessage()]
+    assert len(lines) == 2 and all("key=%2A%2A%2A&page=2" in line for line in lines)  # masked: '***' URL-encoded
 
 
 def test_token_in_httpx_exception_text_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
@@ -904,7 +947,8 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("-5") == 0.0
     for bad in (None, "", "soon", "nan", "inf"):
         assert parse_retry_after(bad) is None
-    assert default_retry_after(httpx.Response(429, headers={"Retry-After": "3", "x-sandbox-retry-after": "0.4"})) == 0.4
+    assert default_retry_after(httpx.Response(429, headers={"Retry-After": "0.4", "x-sandbox-retry-after": "3"})) == 0.4
+    assert default_retry_after(httpx.Response(429, headers={"x-sandbox-retry-after": "0.4"})) is None
     assert default_retry_after(httpx.Response(429, headers={"Retry-After": "3"})) == 3.0
     assert default_retry_after(httpx.Response(429)) is None
 
