@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from campaign_assets.sandbox.state import (
 )
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SANDBOX_RETRY_AFTER_HEADER = "x-sandbox-retry-after"
 
 
 class ApiError(Exception):
@@ -54,8 +52,11 @@ class ErrorStyle(ABC):
     """How one vendor shapes its errors: body, status and headers.
 
     Subclasses set `default_messages` and implement `body`. Those that send a
-    `Retry-After` header on 429 set `sends_retry_after`; they also get the
-    sandbox's fractional `x-sandbox-retry-after` header.
+    `Retry-After` header on 429 set `sends_retry_after`. Its value is the sandbox's
+    scaled wait in fractional seconds (e.g. `0.012`): the vendors send whole seconds,
+    but the sandbox's clock runs scaled, and a standard client parser (ours included)
+    accepts the fraction. So the client needs no sandbox-only header to wait as long
+    as the sandbox asks.
     """
 
     default_messages: Mapping[int, str] = {}
@@ -76,10 +77,7 @@ class ErrorStyle(ABC):
     def headers(self, error: ApiError) -> dict[str, str]:
         if error.retry_after_s is None or not self.sends_retry_after:
             return {}
-        return {
-            "retry-after": str(max(1, math.ceil(error.retry_after_s))),
-            SANDBOX_RETRY_AFTER_HEADER: f"{max(error.retry_after_s, 0.001):.3f}",
-        }
+        return {"retry-after": f"{max(error.retry_after_s, 0.001):.3f}"}
 
     def message(self, error: ApiError) -> str:
         return error.message or self.default_messages.get(error.status) or HTTPStatus(error.status).phrase
