@@ -13,6 +13,7 @@ items out as asyncio tasks over it. One module per rule:
 * :mod:`.retry`: attempts, backoff and which failures may be retried (``tenacity``);
 * :mod:`.limiter`: the per-service AIMD concurrency cap (:class:`AdaptiveLimiter`);
 * :mod:`.breaker`: fail fast once a vendor plainly went down (:class:`CircuitBreaker`);
+* :mod:`.events`: the log lines, all redacted, on our own logger only;
 * :mod:`.stats`: per-service counters for metadata (:class:`ServiceStats`), local backends too;
 * :mod:`.session`: :class:`HttpSession`, which applies all of them, and ``create_once``.
 

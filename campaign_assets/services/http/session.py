@@ -41,12 +41,12 @@ from campaign_assets.services.http.errors import (
     VendorError,
     final_error,
 )
+from campaign_assets.services.http.events import HttpLog
 from campaign_assets.services.http.limiter import AdaptiveLimiter
 from campaign_assets.services.http.profiles import (
     NOT_JSON,
     VendorProfile,
     decode_json,
-    truncate,
 )
 from campaign_assets.services.http.redaction import Redactor, header_secrets
 from campaign_assets.services.http.retry import (
@@ -63,11 +63,6 @@ from campaign_assets.services.http.stats import ServiceStats
 from campaign_assets.services.http.wire import EXTENSION, WireSecrets, mask_params
 
 T = TypeVar("T")
-
-LOGGER_NAME = "campaign_assets.http"
-logger = logging.getLogger(LOGGER_NAME)
-
-MAX_LOGGED_MESSAGE_CHARS = 200
 
 
 class HttpSession:
@@ -115,6 +110,7 @@ class HttpSession:
         self._client: httpx.AsyncClient | None = None
         self._shared_slot = shared_slot or contextlib.nullcontext
         self.breaker = breaker if breaker is not None else CircuitBreaker()
+        self.log = HttpLog(service, self.redactor)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -176,21 +172,9 @@ class HttpSession:
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         params, hidden = mask_params(params, self.redactor)
-        send_kwargs: dict[str, Any] = {
-            key: value
-            for key, value in {
-                "json": json,
-                "params": params,
-                "content": content,
-                "data": data,
-                "files": files,
-                "headers": headers,
-                "extensions": {EXTENSION: hidden} if hidden else None,
-            }.items()
-            if value is not None
-        }
-        if timeout is not None:
-            send_kwargs["timeout"] = timeout
+        given = {"json": json, "params": params, "content": content, "data": data, "files": files}
+        given.update(headers=headers, timeout=timeout, extensions={EXTENSION: hidden} if hidden else None)
+        send_kwargs = {key: value for key, value in given.items() if value is not None}
 
         ticket = self._admit(method, path)
         recorded = False
@@ -219,7 +203,7 @@ class HttpSession:
                 assert outcome.response is not None
                 return outcome.response
             error = self._failure(outcome, method, path, sent, idempotent)
-            self._log_failure(error)
+            self.log.gave_up(error)
             recorded = True
             self._record(ticket, signal_for(error, outcome.response), error)
             raise error
@@ -270,10 +254,10 @@ class HttpSession:
             found = await find()
             if found is not None:
                 self.stats.reconciled += 1
-                self._log(logging.INFO, f"{self.service}: ambiguous write reconciled: the object exists")
+                self.log.line(logging.INFO, f"{self.service}: ambiguous write reconciled: the object exists")
                 return found
             if attempt < self.policy.max_attempts:
-                self._log(
+                self.log.line(
                     logging.WARNING,
                     f"{self.service}: ambiguous write not found on the vendor; creating again "
                     f"(attempt {attempt}/{self.policy.max_attempts})",
@@ -287,13 +271,7 @@ class HttpSession:
         """A ticket to send this logical request, or raise the open circuit's error (nothing is sent)."""
         ticket, became_half_open = self.breaker.admit()
         if became_half_open:  # the request admitted is the probe
-            self._log(
-                logging.INFO,
-                f"{self.service}: circuit half-open after {self.breaker.cooldown_s:g}s: "
-                f"probing the vendor with {method} {path}",
-                http_service=self.service,
-                http_circuit="half_open",
-            )
+            self.log.circuit_half_open(self.breaker.cooldown_s, method, path)
         if ticket is None:
             raise self._short_circuit(method, path, 0)
         return ticket
@@ -309,23 +287,10 @@ class HttpSession:
         if transition is None:
             return
         if transition == "closed":
-            self._log(
-                logging.INFO,
-                f"{self.service}: circuit closed: the probe succeeded, the vendor is back",
-                http_service=self.service,
-                http_circuit="closed",
-            )
+            self.log.circuit_closed()
             return
         self.stats.circuit_opened += 1
-        why = breaker.why_open(transition, signal)
-        self._log(
-            logging.WARNING,
-            f"{self.service}: circuit open: {why} ({error}); further requests fail fast "
-            f"for {breaker.cooldown_s:g}s, then one probe",
-            http_service=self.service,
-            http_circuit="open",
-            http_reason=error.kind if error is not None else None,
-        )
+        self.log.circuit_open(breaker.why_open(transition, signal), error, breaker.cooldown_s)
 
     # -- one attempt -----------------------------------------------------------------
 
@@ -400,38 +365,7 @@ class HttpSession:
         self.stats.record_failure(bucket)
         return error
 
-    # -- logging ---------------------------------------------------------------------
-
-    def _log(self, level: int, message: str, **extra: Any) -> None:
-        logger.log(level, "%s", self.redactor.redact(message), extra=self.redactor.redact_obj(extra))
-
     def _on_retry(self, outcome: Outcome, method: str, path: str, attempt: int, delay: float) -> None:
         self.stats.retries += 1
-        if outcome.response is not None:
-            reason = f"HTTP {outcome.status_code} ({outcome.verdict.replace('_', ' ')})"
-            detail = truncate(self._vendor_message(outcome.response), MAX_LOGGED_MESSAGE_CHARS)
-        else:
-            reason, detail = outcome.kind, truncate(outcome.error_text, MAX_LOGGED_MESSAGE_CHARS)
-        self._log(
-            logging.WARNING,
-            f"{self.service} {method} {path}: {reason}; attempt {attempt}/{self.policy.max_attempts} failed, "
-            f"retrying in {delay:.3f}s: {detail}",
-            http_service=self.service,
-            http_method=method,
-            http_path=path,
-            http_reason=outcome.kind,
-            http_attempt=attempt,
-            http_delay_s=round(delay, 3),
-        )
-
-    def _log_failure(self, error: VendorError) -> None:
-        # A permanent answer (e.g. a 404 the caller expects) is INFO; exhausted retries and ambiguous writes WARN.
-        self._log(
-            logging.WARNING if error.retryable else logging.INFO,
-            f"giving up: {error}",
-            http_service=self.service,
-            http_method=error.method,
-            http_path=error.path,
-            http_reason=error.kind,
-            http_attempt=error.attempts,
-        )
+        detail = self._vendor_message(outcome.response) if outcome.response is not None else outcome.error_text
+        self.log.retry(outcome, method, path, attempt, self.policy.max_attempts, delay, detail)
