@@ -1,39 +1,65 @@
-"""Test doubles for timeouts without racing the clock.
+"""Timeouts without racing the clock.
 
-A vendor (the scripted one, or the sandbox's ``timeout`` fault) holds a request; the
-client must give up on exactly that request. Instead of one short timeout for every
-call (which a busy machine can also hit on an ordinary call), :class:`ShortReadTimeout`
-gives the short read timeout only to the requests the vendor is known to hold; every
-other call keeps the session's generous timeout.
+A vendor holds a request (the scripted vendor's ``hold()``, the sandbox's ``timeout``
+fault) and the client must give up on exactly that request. One short timeout for every
+call would let a busy machine time out an ordinary call too, and the exact call lists the
+tests assert would break. Instead :class:`ShortReadTimeout` gives a short read timeout
+only to the requests the vendor is known to hold; every other call keeps a generous one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from typing import Any
 
 import httpx
+import pytest
 
-SHORT_READ_S = 0.1
+import campaign_assets.services.base as service_base
+from campaign_assets.services.http import HttpSession
+
+SHORT_READ_S = 0.1  # far below the holds: the scripted vendor's (until the test ends), the sandbox's 1 s
+GENEROUS_TIMEOUT_S = 30.0  # no ordinary call hits this, however busy the machine
+
+
+def _endpoint(endpoint: str) -> tuple[str, re.Pattern[str]]:
+    """``"POST /tasks"`` or ``"GET /v1/documents/{documentId}"``: method, and a pattern for the path's end."""
+    method, _, template = endpoint.partition(" ")
+    parts = re.split(r"\{[^}]+\}", template)
+    return method, re.compile("[^/]+".join(re.escape(p) for p in parts) + "$")
 
 
 class ShortReadTimeout(httpx.AsyncBaseTransport):
-    """Wraps a transport: the first ``count`` requests to each ``(method, path suffix)`` get a short read timeout."""
+    """Wraps a real transport: the next request(s) to each listed endpoint get a short read timeout.
 
-    def __init__(
-        self, held: Mapping[tuple[str, str], int], inner: httpx.AsyncBaseTransport | None = None, *, read_s: float = SHORT_READ_S
-    ) -> None:
-        self._held = dict(held)
+    ``held`` maps an endpoint (``"METHOD /path"``, route templates allowed, matched at
+    the end of the URL path) to how many of its requests the vendor holds. Pass one
+    dict to several transports to share the counts between sessions.
+    """
+
+    def __init__(self, held: dict[str, int], inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._held = held
         self._inner = inner or httpx.AsyncHTTPTransport()
-        self._read_s = read_s
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        for (method, suffix), left in self._held.items():
-            if left and request.method == method and request.url.path.endswith(suffix):
-                self._held[(method, suffix)] = left - 1
-                timeouts = dict(request.extensions.get("timeout") or {})
-                request.extensions["timeout"] = {**timeouts, "read": self._read_s}
+        for endpoint, left in self._held.items():
+            method, path = _endpoint(endpoint)
+            if left and request.method == method and path.search(request.url.path):
+                self._held[endpoint] = left - 1
+                request.extensions["timeout"] = {**request.extensions.get("timeout", {}), "read": SHORT_READ_S}
                 break
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def time_out_next(monkeypatch: pytest.MonkeyPatch, *endpoints: str) -> None:
+    """Sessions opened through a service resource time out the next request to each endpoint
+    (pair it with a sandbox ``timeout`` fault on the same endpoints, which holds them)."""
+    held = {endpoint: 1 for endpoint in endpoints}
+
+    def session(**kwargs: Any) -> HttpSession:
+        return HttpSession(**kwargs, transport=ShortReadTimeout(held))
+
+    monkeypatch.setattr(service_base, "HttpSession", session)

@@ -12,6 +12,7 @@ import pytest
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services.asana import AsanaResource, HttpAsana, with_marker
 from campaign_assets.services.http import PermanentVendorError
+from campaign_assets_tests.http_doubles import GENEROUS_TIMEOUT_S, time_out_next
 
 TOKEN = "sandbox-asana-token"
 WORKSPACE = "1200000000000001"
@@ -25,7 +26,7 @@ def resource(sandbox: SandboxServer, **overrides: Any) -> AsanaResource:
         api_key=TOKEN,
         workspace_gid=WORKSPACE,
         backoff_base_s=0.001,
-        timeout_s=2.0,
+        timeout_s=GENEROUS_TIMEOUT_S,
     )
     return AsanaResource(**(config | overrides))
 
@@ -107,9 +108,13 @@ def test_revoked_token_fails_fast_with_the_vendor_message(sandbox: SandboxServer
     assert len(calls(sandbox)) == 1
 
 
-def test_timeout_on_a_create_is_reconciled_then_retried(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_timeout_on_a_create_is_reconciled_then_retried(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    time_out_next(monkeypatch, "POST /tasks")  # the one the sandbox holds; other calls keep a generous timeout
+
     async def scenario() -> tuple[str, str]:
-        async with resource(sandbox, timeout_s=0.2).session(tmp_path) as client:
+        async with resource(sandbox).session(tmp_path) as client:
             project = await client.create_project("Q4", "plan", marker=PROJECT_MARKER)
             sandbox.queue_fault("asana", "timeout", "POST /tasks")
             task = await client.create_task(project.gid, "Kickoff", "", DUE, marker="[ca:t1]")

@@ -13,6 +13,7 @@ from campaign_assets.sandbox.content import render_png
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services.canva import ASSET_NAME_MAX, CanvaResource, Design, HttpCanva, asset_name, marker_tag
 from campaign_assets.services.http import PermanentVendorError
+from campaign_assets_tests.http_doubles import GENEROUS_TIMEOUT_S, time_out_next
 
 TOKEN = "sandbox-canva-token"
 MARKER = "[ca:acme/q4-product-launch/creatives/creative:300x250]"
@@ -25,7 +26,7 @@ def resource(sandbox: SandboxServer, **overrides: Any) -> CanvaResource:
         base_url=f"{sandbox.url}/canva/rest",
         api_key=TOKEN,
         backoff_base_s=0.001,
-        timeout_s=2.0,
+        timeout_s=GENEROUS_TIMEOUT_S,
         poll_interval_s=0.005,
     )
     return CanvaResource(**(config | overrides))
@@ -120,11 +121,14 @@ def test_revoked_token_fails_fast_with_the_vendor_message(sandbox: SandboxServer
     assert len(calls(sandbox)) == 1
 
 
-def test_timeout_on_a_design_create_is_reconciled_then_retried(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_timeout_on_a_design_create_is_reconciled_then_retried(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sandbox.queue_fault("canva", "timeout", "POST /v1/designs")
+    time_out_next(monkeypatch, "POST /v1/designs")  # the one the sandbox holds; other calls keep a generous timeout
 
     async def scenario() -> Design:
-        async with resource(sandbox, timeout_s=0.2).session(tmp_path) as client:
+        async with resource(sandbox).session(tmp_path) as client:
             return await upload_and_design(client)
 
     design = asyncio.run(scenario())

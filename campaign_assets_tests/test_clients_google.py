@@ -19,6 +19,7 @@ import pytest
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services.docs import DocsResource, HttpDocs, drive_quote, google_classify
 from campaign_assets.services.http import PermanentVendorError
+from campaign_assets_tests.http_doubles import GENEROUS_TIMEOUT_S, time_out_next
 from campaign_assets.services.sheets import HttpSheets, SheetsResource, a1_range_for
 
 TOKEN = "sandbox-google-token"
@@ -38,7 +39,7 @@ def docs_resource(url: str, token: str = TOKEN) -> DocsResource:
         base_url=f"{url}/google-docs",
         drive_base_url=f"{url}/google-drive",
         backoff_base_s=0.001,
-        timeout_s=0.3,
+        timeout_s=GENEROUS_TIMEOUT_S,
     )
 
 
@@ -48,7 +49,7 @@ def sheets_resource(url: str, token: str = TOKEN) -> SheetsResource:
         base_url=f"{url}/google-sheets",
         drive_base_url=f"{url}/google-drive",
         backoff_base_s=0.001,
-        timeout_s=0.3,
+        timeout_s=GENEROUS_TIMEOUT_S,
     )
 
 
@@ -211,11 +212,12 @@ def test_lost_create_response_adopts_the_committed_object(
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_timed_out_create_is_looked_up_then_created_once(
-    sandbox: SandboxServer, service: str, tmp_path: Path
+    sandbox: SandboxServer, service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The timed-out create never committed: the lookup finds nothing and one more create runs."""
     _, vendor, endpoint, kind, _ = SERVICES[service]
     sandbox.queue_fault(vendor, "timeout", endpoint)
+    time_out_next(monkeypatch, endpoint)  # the one the sandbox holds; other calls keep a generous timeout
     created_id, stats = create(sandbox, service, tmp_path)
     [only] = live(sandbox, vendor, kind)
     assert only["id"] == created_id
@@ -254,7 +256,12 @@ def test_rate_limited_create_recovers_without_retry_after(
 
 
 @pytest.mark.parametrize("kind", ["500", "timeout"])
-def test_failed_document_read_is_retried(sandbox: SandboxServer, kind: str, tmp_path: Path) -> None:
+def test_failed_document_read_is_retried(
+    sandbox: SandboxServer, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if kind == "timeout":
+        time_out_next(monkeypatch, GET_DOC)  # the read the sandbox holds; other calls keep a generous timeout
+
     async def work(docs: HttpDocs) -> Any:
         doc = await docs.create_document(TITLE, name="brief")
         sandbox.queue_fault("google-docs", kind, GET_DOC)
@@ -268,8 +275,12 @@ def test_failed_document_read_is_retried(sandbox: SandboxServer, kind: str, tmp_
 
 
 @pytest.mark.parametrize("kind", ["500", "429", "timeout", "lost_response"])
-def test_failed_values_update_is_retried(sandbox: SandboxServer, kind: str, tmp_path: Path) -> None:
+def test_failed_values_update_is_retried(
+    sandbox: SandboxServer, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     values = [["a", "b"], [1, 2]]
+    if kind == "timeout":
+        time_out_next(monkeypatch, PUT_VALUES)  # the write the sandbox holds; other calls keep a generous timeout
 
     async def work(sheets: HttpSheets) -> Any:
         sheet = await sheets.create_spreadsheet(TITLE, name="media_plan")

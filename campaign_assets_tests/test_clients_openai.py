@@ -24,12 +24,13 @@ from campaign_assets.services.base import ServiceResource
 
 from .conftest import CLIENT_SANDBOX
 from campaign_assets.services.http import PermanentVendorError
+from campaign_assets_tests.http_doubles import GENEROUS_TIMEOUT_S, time_out_next
 from campaign_assets.services.images import HttpImages, ImagesResource
 from campaign_assets.services.llm import HttpLLM, LLMResource, openai_classify
 
 TOKEN = "sandbox-openai-token"
 REVOKED = "sk-revoked-0123456789abcdefghij"
-FAST = {"backoff_base_s": 0.001, "timeout_s": 0.3}
+FAST = {"backoff_base_s": 0.001, "timeout_s": GENEROUS_TIMEOUT_S}
 REQUEST = PromptRequest("brief", "You write briefs.", "Write the brief.\n## Objective\n## Audience", max_tokens=99)
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -192,10 +193,14 @@ def test_server_error_recovers(sandbox: SandboxServer, case: str, tmp_path: Path
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("kind", ["timeout", "lost_response"])
-def test_lost_answer_is_retried(sandbox: SandboxServer, case: str, kind: str, tmp_path: Path) -> None:
+def test_lost_answer_is_retried(
+    sandbox: SandboxServer, case: str, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A completion or a generation creates no vendor object: safe to send again."""
     _, vendor, endpoint, _ = CASES[case]
     sandbox.queue_fault(vendor, kind, endpoint)
+    if kind == "timeout":
+        time_out_next(monkeypatch, endpoint)  # the one the sandbox holds; other calls keep a generous timeout
     result, stats = call(sandbox, case, tmp_path)
     check_result(case, result)
     assert [c["fault"] for c in vendor_calls(sandbox, vendor)] == [kind, None]

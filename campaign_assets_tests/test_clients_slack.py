@@ -11,6 +11,7 @@ import pytest
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services import slack
 from campaign_assets.services.http import PermanentVendorError
+from campaign_assets_tests.http_doubles import GENEROUS_TIMEOUT_S, time_out_next
 from campaign_assets.services.slack import HttpSlack, Message, SlackResource
 
 TOKEN = "xoxb-sandbox-token"
@@ -21,7 +22,8 @@ TEXT = f"Q4 Product Launch — Summary Report is ready: https://docs.example/d/1
 
 def resource(sandbox: SandboxServer, **overrides: Any) -> SlackResource:
     config: dict[str, Any] = dict(
-        base_url=f"{sandbox.url}/slack/api", api_key=TOKEN, channel=CHANNEL, backoff_base_s=0.001, timeout_s=2.0
+        base_url=f"{sandbox.url}/slack/api", api_key=TOKEN, channel=CHANNEL, backoff_base_s=0.001,
+        timeout_s=GENEROUS_TIMEOUT_S,
     )
     return SlackResource(**(config | overrides))
 
@@ -102,9 +104,12 @@ def test_ok_false_errors_are_permanent(
     assert len(calls(sandbox)) == 1 and live_messages(sandbox) == []
 
 
-def test_timeout_on_a_post_is_reconciled_then_retried(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_timeout_on_a_post_is_reconciled_then_retried(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sandbox.queue_fault("slack", "timeout", "POST /chat.postMessage")
-    message = post(sandbox, tmp_path, timeout_s=0.2)
+    time_out_next(monkeypatch, "POST /chat.postMessage")  # the one the sandbox holds; others keep a generous timeout
+    message = post(sandbox, tmp_path)
     assert [m["ts"] for m in live_messages(sandbox)] == [message.ts]
     assert len(calls(sandbox, "POST /chat.postMessage")) == 2  # the timed-out one posted nothing
     assert len(calls(sandbox, "GET /conversations.history")) == 1

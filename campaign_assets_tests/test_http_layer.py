@@ -453,7 +453,7 @@ def test_timeout_on_get_is_retried_and_on_post_is_ambiguous(server: Server) -> N
     server.vendor.script("GET", "/slow", hold(200, {"late": True}), reply(200, {"fast": True}))
     server.vendor.script("POST", "/slow", then=hold(201, {"late": True}))
     # Only the held requests get a short read timeout: the vendor never answers them in time.
-    transport = ShortReadTimeout({("GET", "/slow"): 1, ("POST", "/slow"): 1})
+    transport = ShortReadTimeout({"GET /slow": 1, "POST /slow": 1})
 
     async def main() -> Any:
         async with session(server, policy=policy, transport=transport) as http:
