@@ -14,7 +14,11 @@ wait and sleep hooks. What stays ours, because no library does it: the
 ambiguous-write rule (:func:`may_retry`), the vendor's ``Retry-After`` as the wait,
 and the jitter drawn from the session's own seeded ``random.Random``
 (``tenacity.wait_random_exponential`` draws from the global ``random`` module, so
-two sessions with one seed would not back off identically).
+two sessions with one seed would not back off identically). ``tenacity`` rather than
+``stamina`` (a wrapper around tenacity): stamina's backoff adds bounded jitter to the
+exponential wait instead of full jitter, its waits can only be switched off globally
+(``set_testing``) rather than through the session's injected ``sleep``, and it retries on
+exceptions, while our attempts return an outcome to classify.
 """
 
 from __future__ import annotations
