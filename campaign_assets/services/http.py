@@ -47,6 +47,8 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
+from campaign_assets.core.errors import ServiceError, ServiceUnavailable
+
 __all__ = [
     "AdaptiveLimiter",
     "AmbiguousWriteError",
@@ -249,7 +251,7 @@ def _header_secrets(headers: Mapping[str, str]) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-class VendorError(Exception):
+class VendorError(ServiceError):
     """A call to an outside service failed. All text on it is already redacted.
 
     Attributes: ``service``, ``status_code`` (``None`` for transport errors),
@@ -306,7 +308,7 @@ class PermanentVendorError(VendorError):
     retryable = False
 
 
-class RetryableVendorError(VendorError):
+class RetryableVendorError(VendorError, ServiceUnavailable):
     """5xx, 408 or a transport error, after retries were exhausted."""
 
     retryable = True
