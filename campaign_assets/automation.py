@@ -38,9 +38,9 @@ from campaign_assets.services.slack import SlackResource, escape_text
 from campaign_assets.spec import CampaignSpec, scan_campaigns, spec_hash
 
 if TYPE_CHECKING:
-    from campaign_assets.items import ItemReport
+    from campaign_assets.core.items import ItemReport
     from campaign_assets.ledger import Ledger
-from campaign_assets.teardown import (
+from campaign_assets.core.teardown import (
     TeardownReport,
     TeardownServices,
     is_torn_down,
@@ -412,7 +412,7 @@ def notify_run_failure(
     by the run id under the campaign's tenant; the local backend writes a file)."""
     import asyncio
 
-    from campaign_assets.items import Attempt, Item, VendorRef, run_items
+    from campaign_assets.core.items import Attempt, Item, VendorRef, run_items
     from campaign_assets.ledger import Scope
 
     spec = scan_folder(workspace.campaigns_dir).specs.get(campaign or "")

@@ -218,7 +218,7 @@ def cmd_teardown(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from campaign_assets.resources import build_resources
-    from campaign_assets.teardown import (
+    from campaign_assets.core.teardown import (
         CLIENT_SERVICES,
         TeardownServices,
         build_plan,

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from campaign_assets.items import Attempt, Item, ItemReport, VendorRef, run_items
-from campaign_assets.ledger import Ledger, Scope, claim_token, ledger_items, owner_is_dead, parse_token
+from campaign_assets.core.items import Attempt, Item, ItemReport, VendorRef, run_items
+from campaign_assets.core.claims import claim_token, owner_is_dead, parse_token
+from campaign_assets.ledger import Ledger, Scope, ledger_items
 
 SCOPE = Scope("acme", "q4-product-launch", "project_tasks")
 PROJECT = Path(__file__).resolve().parents[1]
@@ -212,7 +213,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from campaign_assets.items import Item, VendorRef, run_items
+    from campaign_assets.core.items import Item, VendorRef, run_items
     from campaign_assets.ledger import Ledger, Scope
 
     url, folder = sys.argv[1], Path(sys.argv[2])

@@ -89,7 +89,7 @@ def test_dict_csv_text_neutralizes_header_and_cells_and_rejects_extra_keys() -> 
 
 def test_tasks_csv_writer_neutralizes_every_hostile_name() -> None:
     rows = [{"key": f"t{i}", "name": h, "notes": h, "due_on": "2027-01-04", "error": h} for i, h in enumerate(HOSTILE)]
-    back = read_back(workflows._csv(rows))
+    back = read_back(dict_csv_text(rows))
     assert back[0] == ["key", "name", "notes", "due_on", "error"]
     for original, got in zip(HOSTILE, back[1:]):
         assert got[1] == got[2] == got[4] == expected(original)

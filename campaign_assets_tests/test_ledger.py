@@ -11,8 +11,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from campaign_assets.items import Attempt, Item, VendorRef, run_items
-from campaign_assets.ledger import Ledger, Scope, db_retry, is_transient_db_error
+from campaign_assets.core.items import Attempt, Item, VendorRef, run_items
+from campaign_assets.core.db import db_retry, is_transient_db_error
+from campaign_assets.ledger import Ledger, Scope
 from campaign_assets.resources import LedgerResource
 
 SCOPE = Scope("acme", "q4-product-launch", "project_tasks")

@@ -11,10 +11,11 @@ import yaml
 from PIL import Image
 
 from campaign_assets.logic.media_plan import allocate, build_media_plan, flight_weeks, plan_total_cents
-from campaign_assets.logic.prompts import BRIEF_SECTIONS, brief_request, content_request, render_locally
+from campaign_assets.logic.prompts import BRIEF_SECTIONS, brief_request, content_request
+from campaign_assets.services.llm import render_locally
 from campaign_assets.logic.render import background_art, compose_creative
 from campaign_assets.spec import load_spec, parse_spec
-from campaign_assets.workflows import key_messages, missing_sections
+from campaign_assets.logic.markdown import key_messages, missing_sections
 
 from .conftest import EXAMPLES, SEED
 

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaign_assets import cli, workflows
-from campaign_assets.logic.csv_safe import DANGEROUS_PREFIXES, is_inert, neutralize
+from campaign_assets.logic.csv_safe import DANGEROUS_PREFIXES, dict_csv_text, is_inert, neutralize
 from campaign_assets.logic.media_plan import build_media_plan, plan_values
 from campaign_assets.services.sheets import LocalSheets, a1_range_for
 from campaign_assets.spec import (
@@ -496,7 +496,7 @@ def test_hostile_text_stays_inert_in_csv_and_html(data: dict[str, Any]) -> None:
             for t in spec.launch_tasks()
         ]  # fmt: skip
         (out / "tasks.csv").parent.mkdir(parents=True)
-        (out / "tasks.csv").write_text(workflows._csv(tasks), encoding="utf-8", newline="")
+        (out / "tasks.csv").write_text(dict_csv_text(tasks), encoding="utf-8", newline="")
         assert_round_trip([list(tasks[0]), *[list(t.values()) for t in tasks]], read_csv_file(out / "tasks.csv"))
 
         # media_plan.csv through the local Sheets backend

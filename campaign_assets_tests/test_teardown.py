@@ -1,6 +1,7 @@
 """Teardown: materialize a campaign with the local backends, then delete it all."""
 
 import asyncio
+import datetime as dt
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -15,17 +16,22 @@ from campaign_assets import cli
 from campaign_assets.assets import campaign as campaign_module
 from campaign_assets.ledger import Ledger, LedgerRow, Scope
 from campaign_assets.resources import SERVICE_ENV, LedgerResource, WorkspaceResource, build_resources
-from campaign_assets.services.http import PermanentVendorError, RetryableVendorError
-from campaign_assets.teardown import (
+from campaign_assets.core.teardown import (
     STAGES,
     TeardownServices,
     build_plan,
     execute_plan,
-    is_gone,
     is_torn_down,
     plan_teardown,
     teardown_campaign,
 )
+from campaign_assets.services.asana import LocalAsana
+from campaign_assets.services.canva import LocalCanva
+from campaign_assets.services.docs import LocalDocs
+from campaign_assets.services.dsp import LocalDSP
+from campaign_assets.services.http import RetryableVendorError
+from campaign_assets.services.sheets import LocalSheets
+from campaign_assets.services.slack import LocalSlack
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "campaigns"
 CAMPAIGN = "q4-product-launch"
@@ -192,31 +198,39 @@ def test_plan_orders_stages_and_skips_deleted_rows() -> None:
 
 
 class FakeClient:
-    """Records deletes; raises what it is told to for given ids."""
+    """Records deletes. Like the real clients, a delete returns True, or False
+    when the object is already gone; it raises only what they raise (the
+    HTTP layer's errors once retries are exhausted)."""
 
-    def __init__(self, log: list[str], errors: dict[str, Exception]):
-        self.log, self.errors = log, errors
+    def __init__(self, log: list[str], gone: set[str], errors: dict[str, Exception], local: bool):
+        self.log, self.gone, self.errors, self.local = log, gone, errors, local
 
     def __getattr__(self, name: str) -> Any:
-        async def call(*args: Any, **kwargs: Any) -> None:
-            self.log.append(f"{name}:{args[0] if args else ''}")
+        async def call(*args: Any, **kwargs: Any) -> bool | None:
+            self.log.append(f"{'local:' if self.local else ''}{name}:{args[0] if args else ''}")
             if args and args[0] in self.errors:
                 raise self.errors[args[0]]
+            if name.startswith("find_"):
+                return None
+            return not (args and args[0] in self.gone)
 
         return call
 
 
 class FakeResource:
-    def __init__(self, log: list[str], errors: dict[str, Exception]):
-        self.client = FakeClient(log, errors)
+    backend = "http"
+
+    def __init__(self, log: list[str], gone: set[str], errors: dict[str, Exception]):
+        self.live = FakeClient(log, gone, errors, local=False)
+        self.local = FakeClient(log, gone, errors, local=True)
 
     @asynccontextmanager
-    async def session(self, out_dir: Path) -> AsyncIterator[FakeClient]:
-        yield self.client
+    async def session(self, out_dir: Path, *, local: bool = False) -> AsyncIterator[FakeClient]:
+        yield self.local if local else self.live
 
 
-def fake_services(log: list[str], errors: dict[str, Exception]) -> TeardownServices:
-    fake = FakeResource(log, errors)
+def fake_services(log: list[str], errors: dict[str, Exception], gone: set[str] | None = None) -> TeardownServices:
+    fake = FakeResource(log, gone or set(), errors)
     return TeardownServices(docs=fake, sheets=fake, asana=fake, canva=fake, dsp=fake, slack=fake)  # type: ignore[arg-type]
 
 
@@ -238,12 +252,11 @@ def test_404_is_already_gone_and_a_failure_stops_before_upstream_stages(tmp_path
     )
     log: list[str] = []
     errors: dict[str, Exception] = {
-        "ts-1": PermanentVendorError("slack", "message_not_found", status_code=200),
-        "doc-report": PermanentVendorError("docs", "File not found", status_code=404),
         "li-1": RetryableVendorError("dsp", "Service Unavailable", status_code=503, attempts=6),
     }
+    gone = {"ts-1", "doc-report"}  # the clients' delete_* answer False: already gone
     plan = plan_teardown(ORG, CAMPAIGN, ledger.campaign_rows(ORG, CAMPAIGN))
-    report = asyncio.run(execute_plan(plan, ledger, fake_services(log, errors), tmp_path / "out"))
+    report = asyncio.run(execute_plan(plan, ledger, fake_services(log, errors, gone), tmp_path / "out"))
     assert [(r.item_key, r.outcome) for r in report.removals] == [
         ("notification", "gone"),
         ("report", "gone"),
@@ -262,8 +275,50 @@ def test_404_is_already_gone_and_a_failure_stops_before_upstream_stages(tmp_path
     assert report.ok and log == ["delete_line_item:li-1", "delete_document:doc-brief"]
 
 
-def test_is_gone() -> None:
-    assert is_gone(PermanentVendorError("canva", "not found", status_code=404))
-    assert is_gone(PermanentVendorError("slack", "message_not_found"))
-    assert not is_gone(PermanentVendorError("asana", "Forbidden", status_code=403))
-    assert not is_gone(RuntimeError("boom"))
+def test_a_fallback_row_is_deleted_through_the_local_client_with_its_file(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    scope = Scope(ORG, CAMPAIGN, "creatives")
+    ledger.record_success(
+        scope, "creative:300x250", "canva", action="fallback", vendor_id="DA1", url=None, content_hash="h",
+        payload={"size": "300x250", "asset_id": "MA1"}, fallback_reason="canva down",
+    )
+    seed(ledger, row("campaign_brief", "brief", "docs", "doc-brief"))
+    folder = tmp_path / "out"
+    png = folder / "creatives" / "300x250.png"
+    png.parent.mkdir(parents=True)
+    png.write_bytes(b"png")
+    log: list[str] = []
+    plan = plan_teardown(ORG, CAMPAIGN, ledger.campaign_rows(ORG, CAMPAIGN))
+    report = asyncio.run(execute_plan(plan, ledger, fake_services(log, {}), folder))
+    assert report.ok
+    assert log == ["local:delete_asset:MA1", "delete_document:doc-brief"]
+    assert not png.exists()
+    assert [(r.item_key, r.outcome) for r in report.removals] == [("creative:300x250", "deleted"), ("brief", "deleted")]
+
+
+def test_local_clients_tell_deleted_from_already_gone(tmp_path: Path) -> None:
+    async def go() -> None:
+        docs = LocalDocs(tmp_path)
+        doc = await docs.create_document("Brief", name="brief")
+        assert await docs.delete_document(doc.document_id) is True
+        assert await docs.delete_document(doc.document_id) is False
+        sheets = LocalSheets(tmp_path)
+        sheet = await sheets.create_spreadsheet("Plan", name="media_plan")
+        assert await sheets.delete_spreadsheet(sheet.spreadsheet_id) is True
+        assert await sheets.delete_spreadsheet(sheet.spreadsheet_id) is False
+        asana = LocalAsana(tmp_path)
+        project = await asana.create_project("P", "notes", marker="[m1]")
+        task = await asana.create_task(project.gid, "T", "notes", dt.date(2027, 1, 4), marker="[m2]")
+        assert [await asana.delete_task(task.gid), await asana.delete_task(task.gid)] == [True, False]
+        assert [await asana.delete_project(project.gid), await asana.delete_project(project.gid)] == [True, False]
+        canva = LocalCanva(tmp_path)
+        asset = await canva.upload_asset("a.png", b"png", marker="[m3]")
+        assert [await canva.delete_asset(asset.asset_id), await canva.delete_asset(asset.asset_id)] == [True, False]
+        dsp = LocalDSP(tmp_path)
+        line = await dsp.create_line_item("amazon", "L", [], marker="[m4]")
+        assert [await dsp.delete_line_item(line.line_item_id), await dsp.delete_line_item(line.line_item_id)] == [True, False]
+        slack = LocalSlack(tmp_path, "#c")
+        message = await slack.post_message("hi", marker="[m5]")
+        assert [await slack.delete_message(message.ts), await slack.delete_message(message.ts)] == [True, False]
+
+    asyncio.run(go())

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from campaign_assets.items import ACTIONS, ItemReport
+from campaign_assets.core.items import ACTIONS, ItemReport
 from campaign_assets.ledger import Scope
 from campaign_assets.spec import CampaignSpec
 

@@ -1,9 +1,10 @@
-"""Prompts for the LLM, and the local backend's prose written from the same facts.
+"""Prompts for the LLM, and the facts the local backend writes its prose from.
 
 Every LLM call is a ``PromptRequest``: the messages an HTTP model receives,
-plus the structured ``context`` the local backend renders with Jinja2
-templates. Both come from the spec, so the offline default writes real,
-campaign-specific prose rather than placeholder text.
+plus the structured ``context`` the local backend (``services/llm.py``,
+``render_locally``) renders with Jinja2 templates. Both come from the spec,
+so the offline default writes real, campaign-specific prose rather than
+placeholder text. Pure functions only.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, Vector
 
@@ -156,22 +155,6 @@ def summary_request(spec: CampaignSpec, facts: dict[str, Any]) -> PromptRequest:
     return PromptRequest("summary", _system(spec), prompt, _spec_context(spec) | facts, max_tokens=300)
 
 
-def _message_for(group: str) -> str:
+def message_for(group: str) -> str:
+    """A stakeholder group's key message (the local backend's templates call it)."""
     return f"get {_pick(_OUTCOMES, group, 'message')} through {_pick(_BENEFITS, group, 'benefit')}."
-
-
-def template_env() -> Environment:
-    env = Environment(
-        loader=PackageLoader("campaign_assets", "templates/llm"),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # markdown, not HTML
-    )
-    env.globals["message_for"] = _message_for
-    return env
-
-
-def render_locally(request: PromptRequest, env: Environment | None = None) -> str:
-    """The local backend's answer: the request's facts through its template."""
-    env = env or template_env()
-    return env.get_template(f"{request.kind}.md.j2").render(**request.context).strip() + "\n"

@@ -1,11 +1,11 @@
-"""Real, openable artifacts: creatives drawn with Pillow, the landing page with Jinja2."""
+"""Real, openable artifacts as bytes and text: creatives drawn with Pillow, the
+landing page with Jinja2. Pure: the callers write them (``services/local.py``)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -134,16 +134,3 @@ def _landing_env() -> Environment:
 
 def render_landing_page(context: dict[str, Any]) -> str:
     return _landing_env().get_template("landing_page.html.j2").render(**context)
-
-
-def write_bytes(path: Path, data: bytes) -> Path:
-    """Write atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
-
-
-def write_text(path: Path, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))

@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import HttpSession, PermanentVendorError
+from campaign_assets.services.local import LocalClient
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,9 @@ class LocalAsana(LocalClient):
             found = self.find("projects", marker)
         return ProjectRef(found["gid"], found["name"], found["url"]) if found else None
 
-    async def delete_project(self, gid: str) -> None:
+    async def delete_project(self, gid: str) -> bool:
         async with self.call("DELETE /projects/{gid}"):
-            self.remove("projects", gid)
+            return self.remove("projects", gid)
 
     async def create_task(
         self, project_gid: str, name: str, notes: str, due_on: dt.date, *, marker: str
@@ -106,9 +107,9 @@ class LocalAsana(LocalClient):
     async def find_task(self, project_gid: str, *, marker: str) -> TaskRef | None:
         return next((t for t in await self.list_tasks(project_gid) if t.notes.endswith(marker)), None)
 
-    async def delete_task(self, gid: str) -> None:
+    async def delete_task(self, gid: str) -> bool:
         async with self.call("DELETE /tasks/{gid}"):
-            self.remove("tasks", gid)
+            return self.remove("tasks", gid)
 
     def _url(self, kind: str, gid: str) -> str:
         return self._object_path(kind, gid).resolve().as_uri()
@@ -138,8 +139,8 @@ class HttpAsana(HttpClient):
         found = await _first_marked(projects, marker)
         return _project(found) if found else None
 
-    async def delete_project(self, gid: str) -> None:
-        await self._delete(f"/projects/{gid}")
+    async def delete_project(self, gid: str) -> bool:
+        return await self._delete(f"/projects/{gid}")
 
     async def create_task(
         self, project_gid: str, name: str, notes: str, due_on: dt.date, *, marker: str
@@ -160,8 +161,8 @@ class HttpAsana(HttpClient):
         found = await _first_marked(self._tasks(project_gid), marker)
         return _task(found) if found else None
 
-    async def delete_task(self, gid: str) -> None:
-        await self._delete(f"/tasks/{gid}")
+    async def delete_task(self, gid: str) -> bool:
+        return await self._delete(f"/tasks/{gid}")
 
     # ---- Asana's envelope, pagination and idempotent deletes -------------------
     async def _data(self, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,13 +183,15 @@ class HttpAsana(HttpClient):
             if not offset:
                 return
 
-    async def _delete(self, path: str) -> None:
-        """DELETE, treating 404 as already deleted (teardown is idempotent)."""
+    async def _delete(self, path: str) -> bool:
+        """DELETE: True, or False when the object was already gone (404)."""
         try:
             await self.http.request("DELETE", path)
         except PermanentVendorError as error:
             if error.status_code != 404:
                 raise
+            return False
+        return True
 
 
 async def _first_marked(records: AsyncIterator[dict[str, Any]], marker: str) -> dict[str, Any] | None:

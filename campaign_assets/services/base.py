@@ -3,14 +3,13 @@
 A resource *is* the client. ``session()`` opens one per step: the HTTP
 backend (one ``httpx.AsyncClient`` under the shared HTTP layer) when a token
 is configured, the local backend otherwise. Both backends expose the same
-typed async methods, so assets never know which one ran, except through
-``client.backend`` which they put in metadata.
+typed async methods (``services/protocols.py``), so workflows never know
+which one ran, except through ``client.backend`` which they put in metadata.
+The local backends' shared base and file writing are in ``services/local.py``.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,58 +19,8 @@ import dagster as dg
 from pydantic import Field
 
 from campaign_assets.concurrency import SERVICE_CAPS
-from campaign_assets.logic.render import write_text
-from campaign_assets.services.http import HttpSession, RetryPolicy, ServiceStats
+from campaign_assets.services.http import HttpSession, RetryPolicy
 from campaign_assets.services.slots import SlotBoard
-
-
-class LocalClient:
-    """Base of every local backend: files under the campaign's workspace folder."""
-
-    backend: ClassVar[str] = "local"
-
-    def __init__(self, service: str, out_dir: Path):
-        self.service = service
-        self.out_dir = out_dir
-        self.stats = ServiceStats(service=service)
-
-    @asynccontextmanager
-    async def call(self, operation: str) -> AsyncIterator[None]:
-        """Count a local 'call' like an HTTP one, so metadata reads the same."""
-        start = time.monotonic()
-        self.stats.calls += 1
-        try:
-            yield
-        except Exception:
-            self.stats.record_failure("permanent")
-            raise
-        else:
-            self.stats.successes += 1
-        finally:
-            self.stats.record_attempt(start, time.monotonic())
-
-    # A tiny object store for vendors whose objects are records (Asana,
-    # Canva, DSPs, Slack): one JSON file per object, so concurrent steps never
-    # write the same file.
-    def _object_path(self, kind: str, object_id: str) -> Path:
-        return self.out_dir / self.service / kind / f"{object_id}.json"
-
-    def put(self, kind: str, object_id: str, record: Mapping[str, Any]) -> None:
-        write_text(self._object_path(kind, object_id), json.dumps(record, indent=2, default=str))
-
-    def get(self, kind: str, object_id: str) -> dict[str, Any] | None:
-        path = self._object_path(kind, object_id)
-        return json.loads(path.read_text()) if path.exists() else None
-
-    def all(self, kind: str) -> list[dict[str, Any]]:
-        folder = self.out_dir / self.service / kind
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-
-    def remove(self, kind: str, object_id: str) -> None:
-        self._object_path(kind, object_id).unlink(missing_ok=True)
-
-    def find(self, kind: str, marker: str) -> dict[str, Any] | None:
-        return next((r for r in self.all(kind) if r.get("marker") == marker), None)
 
 
 class HttpClient:

@@ -37,9 +37,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from campaign_assets.logic.render import write_bytes
-from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import HttpSession, PermanentVendorError, RetryableVendorError
+from campaign_assets.services.local import LocalClient, unlink, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +108,15 @@ class LocalCanva(LocalClient):
             found = self.find("designs", marker)
         return Design(found["id"], found["title"], found["url"], found["url"]) if found else None
 
-    async def delete_asset(self, asset_id: str) -> None:
+    async def delete_asset(self, asset_id: str) -> bool:
+        """Delete the asset and the designs made from it: True, or False when it was already gone."""
         async with self.call("DELETE /v1/assets/{id}"):
-            (self.out_dir / "canva" / "assets" / f"{asset_id}.png").unlink(missing_ok=True)
-            self.remove("asset-records", asset_id)
+            image = unlink(self.out_dir / "canva" / "assets" / f"{asset_id}.png")
+            record = self.remove("asset-records", asset_id)
             for design in self.all("designs"):
                 if design["asset_id"] == asset_id:
                     self.remove("designs", design["id"])
+            return image or record
 
 
 class HttpCanva(HttpClient):
@@ -168,13 +170,15 @@ class HttpCanva(HttpClient):
                 return _design(design)
         return None
 
-    async def delete_asset(self, asset_id: str) -> None:
-        """Delete an asset (Canva moves it to the trash); 404 means it is already gone."""
+    async def delete_asset(self, asset_id: str) -> bool:
+        """Delete an asset (Canva moves it to the trash): True, or False when it was already gone (404)."""
         try:
             await self.http.request("DELETE", f"/v1/assets/{asset_id}")
         except PermanentVendorError as error:
             if error.status_code != 404:
                 raise
+            return False
+        return True
 
     async def _finished_upload(self, job: Mapping[str, Any]) -> CanvaAsset:
         """Poll an upload job until it leaves ``in_progress``; the asset it made, or an error."""

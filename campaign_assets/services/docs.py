@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from campaign_assets.logic.render import write_text
-from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import (
     Classification,
     HttpSession,
@@ -22,6 +21,7 @@ from campaign_assets.services.http import (
     VendorProfile,
     default_classify,
 )
+from campaign_assets.services.local import LocalClient, unlink, write_text
 
 DRIVE_BASE_URL = "https://www.googleapis.com"
 DOCUMENT_MIME = "application/vnd.google-apps.document"
@@ -60,9 +60,9 @@ class LocalDocs(LocalClient):
         async with self.call("files.list"):
             return self._ref(name, title) if self._path(name).exists() else None
 
-    async def delete_document(self, document_id: str) -> None:
+    async def delete_document(self, document_id: str) -> bool:
         async with self.call("files.delete"):
-            self._path(document_id.removeprefix("local-doc:")).unlink(missing_ok=True)
+            return unlink(self._path(document_id.removeprefix("local-doc:")))
 
 
 # ---- Google, shared with sheets.py -----------------------------------------
@@ -118,13 +118,15 @@ class Drive:
         files = payload.get("files") if isinstance(payload, Mapping) else None
         return str(files[0]["id"]) if files else None
 
-    async def delete(self, file_id: str) -> None:
-        """Delete for good; a file that is already gone counts as deleted."""
+    async def delete(self, file_id: str) -> bool:
+        """Delete for good: True, or False when the file was already gone (404)."""
         try:
             await self.http.request("DELETE", f"{self.base_url}/drive/v3/files/{file_id}")
         except PermanentVendorError as error:
             if error.status_code != 404:
                 raise
+            return False
+        return True
 
 
 # ---- the Docs client ---------------------------------------------------------
@@ -207,8 +209,8 @@ class HttpDocs(HttpClient):
         document = await self.http.json("GET", f"/v1/documents/{document_id}")
         return True if _body(document)[0] == text + "\n" else None
 
-    async def delete_document(self, document_id: str) -> None:
-        await self.drive.delete(document_id)
+    async def delete_document(self, document_id: str) -> bool:
+        return await self.drive.delete(document_id)
 
 
 def _insert(text: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from campaign_assets.services.base import LocalClient, ServiceResource
+from campaign_assets.services.base import ServiceResource
+from campaign_assets.services.local import LocalClient
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,9 @@ class LocalDSP(LocalClient):
             return None
         return LineItem(found["id"], found["dsp"], found["name"], self._object_path("line-items", found["id"]).resolve().as_uri())
 
-    async def delete_line_item(self, line_item_id: str) -> None:
+    async def delete_line_item(self, line_item_id: str) -> bool:
         async with self.call("DELETE line item"):
-            self.remove("line-items", line_item_id)
+            return self.remove("line-items", line_item_id)
 
 
 class DSPResource(ServiceResource):

@@ -12,9 +12,10 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import Field
 
 from campaign_assets.logic.render import background_art
-from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import HttpSession, VendorProfile
 from campaign_assets.services.llm import chat_completion, openai_profile, unexpected_response
+from campaign_assets.services.local import LocalClient
 
 GENERATION_SIZE = "1024x1024"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,8 @@
-"""LLM: OpenAI-compatible chat completions (OpenAI, OpenRouter or any compatible server)."""
+"""LLM: OpenAI-compatible chat completions (OpenAI, OpenRouter or any compatible server).
+
+The local backend writes prose from the request's facts through the Jinja2
+templates under ``campaign_assets/templates/llm`` (``render_locally``).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import Field
 
-from campaign_assets.logic.prompts import PromptRequest, render_locally, template_env
-from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.logic.prompts import PromptRequest, message_for
+from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import (
     Classification,
     HttpSession,
@@ -19,12 +24,30 @@ from campaign_assets.services.http import (
     VendorProfile,
     default_classify,
 )
+from campaign_assets.services.local import LocalClient
 
 
 @dataclass(frozen=True)
 class Completion:
     text: str
     model: str
+
+
+def template_env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("campaign_assets", "templates/llm"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # markdown, not HTML
+    )
+    env.globals["message_for"] = message_for
+    return env
+
+
+def render_locally(request: PromptRequest, env: Environment | None = None) -> str:
+    """The local backend's answer: the request's facts through its template."""
+    env = env or template_env()
+    return env.get_template(f"{request.kind}.md.j2").render(**request.context).strip() + "\n"
 
 
 class LocalLLM(LocalClient):

@@ -11,10 +11,10 @@ from urllib.parse import quote
 from pydantic import Field
 
 from campaign_assets.logic.csv_safe import csv_text
-from campaign_assets.logic.render import write_text
-from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.docs import DRIVE_BASE_URL, Drive, google_profile
 from campaign_assets.services.http import HttpSession, VendorProfile
+from campaign_assets.services.local import LocalClient, unlink, write_text
 
 SPREADSHEET_MIME = "application/vnd.google-apps.spreadsheet"
 SPREADSHEET_URL = "https://docs.google.com/spreadsheets/d/{}/edit"
@@ -64,9 +64,9 @@ class LocalSheets(LocalClient):
         async with self.call("files.list"):
             return self._ref(name, title) if self._path(name).exists() else None
 
-    async def delete_spreadsheet(self, spreadsheet_id: str) -> None:
+    async def delete_spreadsheet(self, spreadsheet_id: str) -> bool:
         async with self.call("files.delete"):
-            self._path(spreadsheet_id.removeprefix("local-sheet:")).unlink(missing_ok=True)
+            return unlink(self._path(spreadsheet_id.removeprefix("local-sheet:")))
 
 
 class HttpSheets(HttpClient):
@@ -107,8 +107,8 @@ class HttpSheets(HttpClient):
         file_id = await self.drive.find(title, SPREADSHEET_MIME)
         return None if file_id is None else SheetRef(file_id, title, SPREADSHEET_URL.format(file_id))
 
-    async def delete_spreadsheet(self, spreadsheet_id: str) -> None:
-        await self.drive.delete(spreadsheet_id)
+    async def delete_spreadsheet(self, spreadsheet_id: str) -> bool:
+        return await self.drive.delete(spreadsheet_id)
 
 
 class SheetsResource(ServiceResource):

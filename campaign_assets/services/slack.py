@@ -20,8 +20,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from campaign_assets.services.base import HttpClient, LocalClient, ServiceResource
+from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import HttpSession, PermanentVendorError, VendorProfile, body_flag_classifier
+from campaign_assets.services.local import LocalClient
 
 HISTORY_PAGE_SIZE = 200  # Slack's recommended page size for conversations.history
 
@@ -56,9 +57,9 @@ class LocalSlack(LocalClient):
         found = self.find("messages", marker)
         return Message(found["channel"], found["ts"]) if found else None
 
-    async def delete_message(self, ts: str) -> None:
+    async def delete_message(self, ts: str) -> bool:
         async with self.call("chat.delete"):
-            self.remove("messages", ts.replace(".", "-"))
+            return self.remove("messages", ts.replace(".", "-"))
 
 
 class HttpSlack(HttpClient):
@@ -82,13 +83,15 @@ class HttpSlack(HttpClient):
                 return Message(self.channel, str(message["ts"]))
         return None
 
-    async def delete_message(self, ts: str) -> None:
-        """Delete a message; one that is already gone (``message_not_found``) counts as deleted."""
+    async def delete_message(self, ts: str) -> bool:
+        """Delete a message: True, or False when it was already gone (``message_not_found``)."""
         try:
             await self.http.json("POST", "/chat.delete", json={"channel": self.channel, "ts": ts}, idempotent=True)
         except PermanentVendorError as error:
             if error.message.partition(":")[0].strip() != "message_not_found":  # Slack's 404 is unknown_method
                 raise
+            return False
+        return True
 
     async def _history(self) -> AsyncIterator[dict[str, Any]]:
         """The channel's messages, newest first, following ``response_metadata.next_cursor``."""

@@ -30,7 +30,8 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 
-from campaign_assets.ledger import claim_token, create_ledger_engine, create_tables, db_retry, metadata, owner_is_dead
+from campaign_assets.core.claims import claim_token, owner_is_dead
+from campaign_assets.core.db import create_ledger_engine, create_tables, db_retry, metadata
 
 service_slots = sa.Table(
     "service_slots",

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from campaign_assets.core.errors import ServiceError, ServiceUnavailable
 from campaign_assets.services.http.redaction import Redactor
 
 if TYPE_CHECKING:
     from campaign_assets.services.http.retry import Outcome
 
 
-
-class VendorError(Exception):
+class VendorError(ServiceError):
     """A call to an outside service failed. All text on it is already redacted.
 
     Attributes: ``service``, ``status_code`` (``None`` for transport errors),
@@ -77,7 +77,7 @@ class PermanentVendorError(VendorError):
     retryable = False
 
 
-class RetryableVendorError(VendorError):
+class RetryableVendorError(VendorError, ServiceUnavailable):
     """5xx, 408 or a transport error, after retries were exhausted."""
 
     retryable = True
@@ -105,7 +105,7 @@ class CircuitOpenError(RetryableVendorError):
 
     Raised without a network call, or instead of the next retry of a call already
     under way. A :class:`RetryableVendorError`, so callers with a local fallback
-    (``items.run_items``) use it exactly as for exhausted retries. ``kind`` is
+    (``core.items.run_items``) use it exactly as for exhausted retries. ``kind`` is
     ``"circuit_open"``, ``status_code`` the last failure's, ``attempts`` the attempts
     this call itself sent (0 when refused up front); the message carries the last failure.
     """

@@ -34,7 +34,21 @@ a ``status`` and, separately, a claim (``owner`` + ``lease_expires_at``):
 - A create runs with ``recovering=True`` when the row was pending, failed or
   fallback (an earlier attempt, perhaps a dead owner, may have committed the
   vendor object): it adopts the object found by its marker instead of
-  creating a second one.
+  creating a second one. That rule is written once, here:
+  ``Attempt.adopt_or_create(find, create)`` (and ``Attempt.adopted(find)``
+  for a create that must know whether it adopted); a teardown finds what a
+  row names with ``locate`` (the recorded vendor id, else the marker).
+
+This layer and ``HttpSession.create_once`` (``services/http``) are two
+different guards. ``create_once`` settles one ambiguous HTTP write inside a
+single call: a POST whose response was lost is reconciled against the vendor
+(list and match) before it is resent. This layer settles whole items across
+calls, writers and processes: the ledger claim, reuse, update, adoption by
+marker after a dead attempt, and the local fallback. A client's ``create_*``
+uses ``create_once``; a workflow's item uses this layer; neither calls the
+other's rules. The errors this layer acts on are in ``core/errors.py``
+(``ServiceUnavailable`` is "vendor down": the HTTP layer's retryable errors
+subclass it).
 """
 
 from __future__ import annotations
@@ -47,10 +61,13 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from campaign_assets.core.errors import ServiceUnavailable
 from campaign_assets.ledger import Ledger, LedgerRow, Scope
-from campaign_assets.services.http import RetryableVendorError
+
+T = TypeVar("T")
+Find = Callable[[str], Awaitable[T | None]]  # marker -> the vendor object carrying it, if any
 
 Action = Literal["created", "reused", "updated", "fallback", "failed"]
 ACTIONS: tuple[Action, ...] = ("created", "reused", "updated", "fallback", "failed")
@@ -89,6 +106,17 @@ class Attempt:
 
     marker: str
     recovering: bool
+
+    async def adopted(self, find: Find[T]) -> T | None:
+        """The vendor object an earlier attempt left (looked up by the
+        marker, only when recovering), else None."""
+        return await find(self.marker) if self.recovering else None
+
+    async def adopt_or_create(self, find: Find[T], create: Callable[[str], Awaitable[T]]) -> T:
+        """Create a vendor object carrying the marker, unless an earlier
+        attempt already did (then adopt that one)."""
+        found = await self.adopted(find)
+        return found if found is not None else await create(self.marker)
 
 
 @dataclass(frozen=True)
@@ -130,9 +158,6 @@ class ItemReport:
     def ref(self, key: str) -> VendorRef | None:
         return next((r.ref for r in self.results if r.key == key and r.ok), None)
 
-    def __add__(self, other: ItemReport) -> ItemReport:
-        return ItemReport(self.service if self.service == other.service else "mixed", self.results + other.results)
-
 
 Create = Callable[[Item, Attempt], Awaitable[VendorRef]]
 Update = Callable[[Item, VendorRef, Attempt], Awaitable[VendorRef]]
@@ -141,6 +166,12 @@ LibraryRow = Callable[[Item, VendorRef], Mapping[str, Any]]
 
 def _ref(row: LedgerRow) -> VendorRef:
     return VendorRef(vendor_id=row.vendor_id or "", url=row.url, data=row.payload)
+
+
+async def locate(row: LedgerRow, find: Callable[[str], Awaitable[str | None]]) -> str | None:
+    """The vendor id of what ``row`` names: the one it recorded, else the
+    one found by its marker (a create whose outcome was never recorded)."""
+    return row.vendor_id or await find(row.marker)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -160,7 +191,7 @@ async def run_items(
     fallback: Create | None = None,
     concurrency: int = 64,
     owner: str | None = None,
-    fallback_on: type[BaseException] | tuple[type[BaseException], ...] = RetryableVendorError,
+    fallback_on: type[BaseException] | tuple[type[BaseException], ...] = ServiceUnavailable,
 ) -> ItemReport:
     """Bring every item to "exists with this content", at most once each,
     however many writers run at once (the state machine is in the module
@@ -179,7 +210,8 @@ async def run_items(
     errors, not a permanent refusal) and a ``fallback`` is given, the local
     backend makes the artifact: recorded as ``fallback`` with the reason, and
     brought to the vendor by the next materialization. ``fallback_on``: the
-    errors that count as "vendor down" (default: ``RetryableVendorError``).
+    errors that count as "vendor down" (default: ``ServiceUnavailable``, which
+    the HTTP layer's ``RetryableVendorError`` is).
 
     The vendor clients cap their own calls; ``concurrency`` only bounds how
     many items are in progress at once. ``owner``: this writer's claim token

@@ -1,16 +1,19 @@
 """Teardown: delete what the ledger says a campaign created, in reverse order (DESIGN.md §7).
 
-The ledger is the list of everything a campaign made outside Dagster. A
-teardown walks it backwards through the graph: the summary report and its
-Slack message first, the brief last, so nothing is ever left pointing at
-something already gone. Each item is deleted through the same service
-resources that created it (local or HTTP), then its ledger row is marked
-``deleted`` (which also drops its content-library row and writes an audit
-row).
+The ledger is the list of everything a campaign made outside Dagster. This
+driver holds no rule of its own: each workflow module says how its rows and
+files are torn down (its ``STAGES``, in ``campaign_assets/workflows/``), and
+the driver walks them in reverse of ``workflows.WORKFLOWS`` (the order the
+graph makes them): the summary report and its Slack message first, the brief
+last, so nothing is ever left pointing at something already gone. Each item
+is deleted through the service that made it: a row made by the local backend
+(``fallback``, or a ``file:`` URL) through the local client, the others
+through the configured one. Then its ledger row is marked ``deleted`` (which
+also drops its content-library row and writes an audit row).
 
-- Idempotent: rows already ``deleted`` are skipped, and a vendor that answers
-  404 ("already gone") counts as done, so a second teardown does nothing and
-  succeeds.
+- Idempotent: rows already ``deleted`` are skipped, and a delete that finds
+  the object already gone (the clients' ``delete_*`` return False) is
+  reported ``gone``, so a second teardown does nothing and succeeds.
 - An item failure never sinks its siblings in the same stage, but a stage
   with failures stops the teardown before the next (more upstream) stage;
   running it again retries only what is left.
@@ -30,43 +33,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlalchemy as sa
-
-from campaign_assets.items import describe_error
-from campaign_assets.ledger import Ledger, LedgerRow, Scope, ledger_items
+from campaign_assets.core.items import describe_error
+from campaign_assets.ledger import Ledger, LedgerRow, Scope
 from campaign_assets.resources import WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
 from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.local import inside, unlink
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.spec import CAMPAIGN_ID_PATTERN, SpecError, find_spec_path, load_spec
+from campaign_assets.workflows import WORKFLOWS
+from campaign_assets.workflows.common import Context, Stage, Unverifiable
 
 Outcome = Literal["deleted", "gone", "skipped", "failed"]
 
-# Reverse dependency order of DESIGN.md §2. Project tasks go before their
-# project; the landing page is a local file the ledger does not track.
-STAGES: tuple[str, ...] = (
-    "summary_report",
-    "dsp_activation",
-    "content_library",
-    "content_pieces",
-    "landing_page",
-    "creatives",
-    "project_tasks:tasks",
-    "project_tasks:project",
-    "media_plan",
-    "campaign_brief",
-)
-# Local artifacts written beside the ledgered ones (relative to the campaign folder).
-STAGE_FILES: Mapping[str, tuple[str, ...]] = {
-    "landing_page": ("landing_page.html",),
-    "project_tasks:project": ("tasks.csv",),
-}
+# The workflows' own stages, in teardown order (the reverse of the order the graph makes them).
+TEARDOWN: tuple[Stage, ...] = tuple(reversed([stage for module in WORKFLOWS for stage in module.STAGES]))
+STAGES: tuple[str, ...] = tuple(stage.name for stage in TEARDOWN)
 CLIENT_SERVICES: tuple[str, ...] = ("docs", "sheets", "asana", "canva", "dsp", "slack")
-GONE_STATUS = frozenset({404, 410})
-GONE_CODES = ("message_not_found", "not_found", "notfound")
 
 
 @dataclass(frozen=True)
@@ -125,17 +111,22 @@ class TeardownReport:
 
 
 @dataclass(frozen=True)
-class Stage:
-    name: str
+class PlannedStage:
+    """A workflow's stage with the live rows it will delete."""
+
+    stage: Stage
     rows: tuple[LedgerRow, ...]
-    files: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
 
 
 @dataclass(frozen=True)
 class TeardownPlan:
     organization: str | None
     campaign: str
-    stages: tuple[Stage, ...]
+    stages: tuple[PlannedStage, ...]
     unknown: tuple[LedgerRow, ...] = field(default=())  # rows of assets with no teardown rule
 
     @property
@@ -144,28 +135,25 @@ class TeardownPlan:
 
 
 # ---- planning (pure) ----------------------------------------------------------
-def stage_of(row: LedgerRow) -> str | None:
-    asset = row.scope.asset
-    if asset == "project_tasks":
-        return "project_tasks:tasks" if row.item_key.startswith("task:") else "project_tasks:project"
-    return asset if asset in STAGES else None
+def stage_of(row: LedgerRow) -> Stage | None:
+    """The workflow stage whose rules match ``row`` (None: no workflow tears it down)."""
+    return next((stage for stage in TEARDOWN if stage.rule_for(row) is not None), None)
 
 
 def plan_teardown(organization: str | None, campaign: str, rows: Iterable[LedgerRow]) -> TeardownPlan:
     """The live rows (not yet ``deleted``) grouped into stages, in teardown order."""
-    by_stage: dict[str, list[LedgerRow]] = {name: [] for name in STAGES}
+    by_stage: dict[str, list[LedgerRow]] = {stage.name: [] for stage in TEARDOWN}
     unknown: list[LedgerRow] = []
     for row in rows:
         if row.status == "deleted":
             continue
-        name = stage_of(row)
-        if name is None:
+        stage = stage_of(row)
+        if stage is None:
             unknown.append(row)
         else:
-            by_stage[name].append(row)
+            by_stage[stage.name].append(row)
     stages = tuple(
-        Stage(name, tuple(sorted(by_stage[name], key=lambda r: r.item_key)), STAGE_FILES.get(name, ()))
-        for name in STAGES
+        PlannedStage(stage, tuple(sorted(by_stage[stage.name], key=lambda r: r.item_key))) for stage in TEARDOWN
     )
     return TeardownPlan(organization, campaign, stages, tuple(unknown))
 
@@ -181,11 +169,7 @@ def resolve_organization(
         return load_spec(find_spec_path(campaigns_dir, campaign)).organization
     except (FileNotFoundError, SpecError):
         pass
-    t = ledger_items
-    with ledger.engine.connect() as conn:
-        found = sorted(
-            conn.execute(sa.select(t.c.organization).where(t.c.campaign == campaign).distinct()).scalars()
-        )
+    found = ledger.organizations(campaign)
     if len(found) > 1:
         raise ValueError(f"campaign {campaign!r} exists for several organizations ({', '.join(found)}): name one")
     return found[0] if found else None
@@ -203,116 +187,51 @@ def campaign_folder(workspace: WorkspaceResource, organization: str, campaign: s
     return Path(workspace.root).resolve() / organization / campaign
 
 
-def is_gone(exc: BaseException) -> bool:
-    """A delete that failed because the object no longer exists."""
-    if getattr(exc, "status_code", None) in GONE_STATUS:
-        return True
-    text = f"{getattr(exc, 'kind', '')} {getattr(exc, 'message', '')}".lower()
-    return any(code in text for code in GONE_CODES)
-
-
 # ---- execution ----------------------------------------------------------------
-def _inside(folder: Path, *parts: str) -> Path:
-    path = folder.joinpath(*parts).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise ValueError(f"refusing to delete {path}: outside the campaign folder {folder}")
-    return path
+def made_locally(row: LedgerRow) -> bool:
+    """Made by the local backend: while the vendor was down (``fallback``), or
+    as a record of a local client (its URL is a file)."""
+    return row.status == "fallback" or (row.url or "").startswith("file:")
 
 
-def _unlink(path: Path) -> bool:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
+class _Clients:
+    """The sessions a teardown deletes through, opened on first use: the
+    configured backend, and the local one for rows it made."""
+
+    def __init__(self, services: TeardownServices, folder: Path, stack: AsyncExitStack):
+        self.services, self.folder, self.stack = services, folder, stack
+        self.open: dict[tuple[str, bool], Any] = {}
+
+    async def get(self, service: str, row: LedgerRow) -> Any:
+        resource = getattr(self.services, service)
+        local = made_locally(row) and resource.backend != "local"
+        if (service, local) not in self.open:
+            session = resource.session(self.folder, local=True) if local else resource.session(self.folder)
+            self.open[service, local] = await self.stack.enter_async_context(session)
+        return self.open[service, local]
 
 
-class _Remover:
-    """Deletes one ledger item through the right client; returns whether
-    something was deleted (False: it was already gone)."""
+async def _run_stage(planned: PlannedStage, clients: _Clients, ctx: Context, ledger: Ledger) -> list[Removal]:
+    stage = planned.stage
 
-    def __init__(self, clients: Mapping[str, Any], folder: Path, project_gid: str | None):
-        self.clients = clients
-        self.folder = folder
-        self.project_gid = project_gid
-
-    async def remove(self, row: LedgerRow) -> bool:
-        asset, key, vid = row.scope.asset, row.item_key, row.vendor_id
-        if asset == "content_library":
-            return True  # the vault row goes with Ledger.mark_deleted
-        if asset == "content_pieces":
-            return _unlink(_inside(self.folder, "content", f"{key}.md"))
-        if asset == "creatives":
-            return await self._creative(row)
-        if asset == "summary_report" and key == "notification":
-            slack = self.clients["slack"]
-            ts = vid or getattr(await slack.find_message(marker=row.marker), "ts", None)
-            return await self._call(slack.delete_message, ts)
-        if asset == "dsp_activation":
-            dsp = self.clients["dsp"]
-            vid = vid or getattr(await dsp.find_line_item(marker=row.marker), "line_item_id", None)
-            return await self._call(dsp.delete_line_item, vid)
-        if asset == "project_tasks":
-            asana = self.clients["asana"]
-            if key == "project":
-                vid = vid or getattr(await asana.find_project(marker=row.marker), "gid", None)
-                return await self._call(asana.delete_project, vid)
-            if not vid and self.project_gid:
-                vid = getattr(await asana.find_task(self.project_gid, marker=row.marker), "gid", None)
-            return await self._call(asana.delete_task, vid)
-        if asset in ("summary_report", "campaign_brief"):
-            return await self._required(row, self.clients["docs"].delete_document)
-        if asset == "media_plan":
-            return await self._required(row, self.clients["sheets"].delete_spreadsheet)
-        raise ValueError(f"no teardown rule for {asset}/{key}")
-
-    async def _creative(self, row: LedgerRow) -> bool:
-        canva = self.clients["canva"]
-        asset_id = row.payload.get("asset_id") or getattr(await canva.find_asset(marker=row.marker), "asset_id", None)
-        deleted = await self._call(canva.delete_asset, asset_id)
-        size = row.payload.get("size") or row.item_key.removeprefix("creative:")
-        return _unlink(_inside(self.folder, "creatives", f"{size}.png")) or deleted
-
-    @staticmethod
-    async def _call(delete: Any, vendor_id: str | None) -> bool:
-        if not vendor_id:
-            return False  # nothing recorded and nothing found by marker
-        try:
-            await delete(vendor_id)
-        except Exception as exc:
-            if is_gone(exc):
-                return False
-            raise
-        return True
-
-    async def _required(self, row: LedgerRow, delete: Any) -> bool:
-        if not row.vendor_id:
-            # No id and no marker lookup for documents: leave the row for a person.
-            raise _Unverifiable(f"no vendor id recorded; look for marker {row.marker}")
-        return await self._call(delete, row.vendor_id)
-
-
-class _Unverifiable(Exception):
-    pass
-
-
-async def _run_stage(stage: Stage, remover: _Remover, ledger: Ledger) -> list[Removal]:
     async def one(row: LedgerRow) -> Removal:
         asset, key = row.scope.asset, row.item_key
+        rule = stage.rule_for(row)
+        assert rule is not None  # planned by it
         try:
-            deleted = await remover.remove(row)
-        except _Unverifiable as exc:
+            client = await clients.get(rule.service, row) if rule.service else None
+            deleted = await rule.delete(client, row, ctx)
+        except Unverifiable as exc:
             return Removal(stage.name, asset, key, row.service, "skipped", str(exc))
         except Exception as exc:  # an item failure never sinks its siblings
             return Removal(stage.name, asset, key, row.service, "failed", describe_error(exc))
         ledger.mark_deleted(row)
         return Removal(stage.name, asset, key, row.service, "deleted" if deleted else "gone", row.vendor_id or "")
 
-    removals = list(await asyncio.gather(*(one(r) for r in stage.rows)))
-    asset = stage.name.split(":")[0]
+    removals = list(await asyncio.gather(*(one(r) for r in planned.rows)))
     for name in stage.files:
-        if _unlink(_inside(remover.folder, name)):
-            removals.append(Removal(stage.name, asset, name, "local", "deleted", "local file"))
+        if unlink(inside(ctx.folder, name)):
+            removals.append(Removal(stage.name, stage.asset, name, "local", "deleted", "local file"))
     return removals
 
 
@@ -332,25 +251,21 @@ async def execute_plan(
     """Run the stages in order; stop after a stage with failures."""
     if plan.organization is None:
         return TeardownReport(None, plan.campaign)
-    needed = {r.service for r in plan.rows} & set(CLIENT_SERVICES)
     removals: list[Removal] = [
         Removal("unknown", r.scope.asset, r.item_key, r.service, "skipped", "no teardown rule for this asset")
         for r in plan.unknown
     ]
     stopped_at: str | None = None
-    project = next((r for r in plan.rows if r.scope.asset == "project_tasks" and r.item_key == "project"), None)
+    ctx = Context(folder, tuple(plan.rows))
     async with AsyncExitStack() as stack:
-        clients = {
-            name: await stack.enter_async_context(getattr(services, name).session(folder)) for name in sorted(needed)
-        }
-        remover = _Remover(clients, folder, project.vendor_id if project else None)
-        for stage in plan.stages:
-            if not stage.rows and not any((folder / f).exists() for f in stage.files):
+        clients = _Clients(services, folder, stack)
+        for planned in plan.stages:
+            if not planned.rows and not any((folder / f).exists() for f in planned.stage.files):
                 continue
-            done = await _run_stage(stage, remover, ledger)
+            done = await _run_stage(planned, clients, ctx, ledger)
             removals += done
             if any(r.outcome == "failed" for r in done):
-                stopped_at = stage.name
+                stopped_at = planned.name
                 break
     if stopped_at is None:
         _prune_empty_dirs(folder)

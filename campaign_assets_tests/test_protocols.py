@@ -1,0 +1,51 @@
+"""Every local and HTTP client class satisfies its service's Protocol: same
+async methods, same parameters (names, kinds, defaults)."""
+
+import inspect
+
+import pytest
+
+from campaign_assets.services import protocols
+from campaign_assets.services.asana import HttpAsana, LocalAsana
+from campaign_assets.services.canva import HttpCanva, LocalCanva
+from campaign_assets.services.docs import HttpDocs, LocalDocs
+from campaign_assets.services.dsp import LocalDSP
+from campaign_assets.services.images import HttpImages, LocalImages
+from campaign_assets.services.llm import HttpLLM, LocalLLM
+from campaign_assets.services.sheets import HttpSheets, LocalSheets
+from campaign_assets.services.slack import HttpSlack, LocalSlack
+
+CLIENTS = [
+    (protocols.LLM, LocalLLM), (protocols.LLM, HttpLLM),
+    (protocols.Images, LocalImages), (protocols.Images, HttpImages),
+    (protocols.Docs, LocalDocs), (protocols.Docs, HttpDocs),
+    (protocols.Sheets, LocalSheets), (protocols.Sheets, HttpSheets),
+    (protocols.Asana, LocalAsana), (protocols.Asana, HttpAsana),
+    (protocols.Canva, LocalCanva), (protocols.Canva, HttpCanva),
+    (protocols.DSP, LocalDSP),
+    (protocols.Slack, LocalSlack), (protocols.Slack, HttpSlack),
+]
+
+
+def _methods(cls: type) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(fn)
+        for name, fn in inspect.getmembers(cls, inspect.iscoroutinefunction)
+        if not name.startswith("_") and name != "call"
+    }
+
+
+def _shape(sig: inspect.Signature) -> list[tuple[str, object, bool]]:
+    return [(p.name, p.kind, p.default is inspect.Parameter.empty) for p in sig.parameters.values()]
+
+
+@pytest.mark.parametrize(("protocol", "cls"), CLIENTS, ids=lambda x: getattr(x, "__name__", str(x)))
+def test_client_satisfies_its_protocol(protocol: type, cls: type) -> None:
+    wanted = _methods(protocol)
+    have = _methods(cls)
+    assert wanted, protocol
+    for name, sig in wanted.items():
+        assert name in have, f"{cls.__name__} lacks {name}"
+        assert _shape(have[name]) == _shape(sig), f"{cls.__name__}.{name}{have[name]} != {protocol.__name__}.{name}{sig}"
+        assert inspect.iscoroutinefunction(getattr(cls, name))
+    assert cls.backend in ("local", "http")
