@@ -20,6 +20,7 @@ import pandas as pd
 
 from campaign_assets.items import Attempt, Item, ItemReport, ItemResult, VendorRef, run_items
 from campaign_assets.ledger import Ledger, Scope
+from campaign_assets.logic.landing import landing_context
 from campaign_assets.logic.media_plan import plan_values
 from campaign_assets.logic.prompts import (
     BRIEF_SECTIONS,
@@ -456,25 +457,7 @@ def key_messages(brief_markdown: str) -> dict[str, str]:
 def build_landing_page(spec: CampaignSpec, brief: dict[str, Any], creatives: list[dict[str, Any]], out: Path) -> Path:
     messages = key_messages(brief["markdown"])
     objective = section(brief["markdown"], "Objective").split(". ")[0].rstrip(".") + "."
-    context = dict(
-        name=spec.name,
-        brand=spec.brand.name,
-        color=spec.brand.primary_color,
-        website=spec.brand.website,
-        campaign_id=spec.id,
-        headline=headline(spec),
-        summary=objective,
-        cta="Learn more",
-        groups=[
-            {"name": v.stakeholder_group, "message": messages.get(v.stakeholder_group, objective)} for v in spec.vectors
-        ],
-        creatives=[
-            {"src": f"creatives/{c['size']}.png", "size": c["size"], "width": c["width"], "height": c["height"]}
-            for c in creatives
-        ],
-        flight_start=spec.flight.start.isoformat(),
-        flight_end=spec.flight.end.isoformat(),
-    )
+    context = landing_context(spec, objective, messages, creatives)
     return write_text(out / "landing_page.html", render_landing_page(context))
 
 

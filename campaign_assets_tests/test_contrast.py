@@ -123,3 +123,19 @@ def test_every_palette_meets_its_thresholds(brand: tuple[int, int, int]) -> None
 def test_any_threshold_is_met(brand: tuple[int, int, int], minimum: float) -> None:
     p = palette(brand, minimum=minimum)
     assert p.text_ratio >= minimum and p.button_ratio >= minimum
+
+
+@settings(max_examples=60, deadline=None)
+@given(colours, st.integers(0, 2**32 - 1))
+def test_the_creative_scrim_makes_every_pixel_legible(brand: tuple[int, int, int], seed: int) -> None:
+    """Whatever the art (here: noise), every pixel under the copy contrasts
+    with the text once the scrim is applied."""
+    import numpy as np
+    from PIL import Image
+
+    from campaign_assets.logic.render import legible_scrim
+
+    art = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (24, 32, 3), dtype=np.uint8), "RGB")
+    p = palette(brand)
+    out = legible_scrim(art, p.surface, p.text)
+    assert min(contrast_ratio(c, p.text) for _, c in out.getcolors(24 * 32)) >= BODY
