@@ -36,9 +36,10 @@ from .browser import (
 from .conftest import EXAMPLES, SEED
 
 HOSTILE = '<script>alert(1)</script> IT buyers "quoted" & <img src=x onerror=alert(2)>'
-# A light, a dark and a mid brand colour (the mid one: white fails on it, near-black passes).
-BRANDS = {"light": "#FFE45C", "dark": "#1A1A40", "mid": "#E4572E"}
-LANGUAGE = {"light": "en", "dark": "en-GB", "mid": "de"}
+# A light, a dark and a mid brand colour (the mid one: white fails on it,
+# near-black passes), and a grey on which neither reaches 4.5 (+ margin): a shade.
+BRANDS = {"light": "#FFE45C", "dark": "#1A1A40", "mid": "#E4572E", "shaded": "#777777"}
+LANGUAGE = {"light": "en", "dark": "en-GB", "mid": "de", "shaded": "pt-BR"}
 WIDTHS = {"375": MOBILE, "1280": DESKTOP, "1440": WIDE}
 
 
@@ -74,7 +75,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def seen(built: dict[str, Path], browser: Any) -> dict[tuple[str, str], PageReport]:
+def seen(browser: Any, built: dict[str, Path]) -> dict[tuple[str, str], PageReport]:
     """Every page at every width, visited once."""
     return {(name, width): visit(browser, built[name], vp) for name in built for width, vp in WIDTHS.items()}
 

@@ -12,7 +12,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw, ImageFont
 
-from campaign_assets.logic.contrast import BODY, palette as brand_palette, relative_luminance
+from campaign_assets.logic.contrast import BODY, MARGIN, palette as brand_palette, relative_luminance
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
@@ -90,14 +90,14 @@ def _fit_line(draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int]) -> tup
 
 def legible_scrim(image: Image.Image, surface: tuple[int, int, int], text: tuple[int, int, int]) -> Image.Image:
     """Blend ``image`` toward ``surface`` just enough that every pixel reaches
-    BODY contrast with ``text``: the art shows through, the copy stays legible
+    BODY (+ MARGIN) contrast with ``text``: the art shows through, the copy stays legible
     wherever it lands. Terminates because ``text`` on ``surface`` itself passes."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
     target = np.array(surface, dtype=np.float64)
     text_l = relative_luminance(text)
     for alpha in [0.35 + 0.05 * i for i in range(13)] + [1.0]:
         blended = np.rint(rgb + (target - rgb) * alpha)
-        if _min_contrast(blended, text_l) >= BODY + 0.05:  # a margin for PNG round-trips and sampling
+        if _min_contrast(blended, text_l) >= BODY + MARGIN:
             break
     return Image.fromarray(blended.astype(np.uint8), "RGB")
 
