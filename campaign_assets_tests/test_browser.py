@@ -64,18 +64,25 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser_available() -> None:
+    """Skip (or, with CI set, fail) before building anything when there is no browser."""
     reason = unavailable()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {reason}")
         pytest.skip(f"browser tests need headless Chromium: {reason}")
+
+
+@pytest.fixture(scope="module")
+def browser(browser_available: None, built: dict[str, Path]) -> Iterator[Any]:
+    # Started after the pages are built: sync Playwright keeps an event loop
+    # running on this thread, and the assets' asyncio.run() refuses to nest.
     with chromium() as b:
         yield b
 
 
 @pytest.fixture(scope="module")
-def seen(browser: Any, built: dict[str, Path]) -> dict[tuple[str, str], PageReport]:
+def seen(browser_available: None, built: dict[str, Path], browser: Any) -> dict[tuple[str, str], PageReport]:
     """Every page at every width, visited once."""
     return {(name, width): visit(browser, built[name], vp) for name in built for width, vp in WIDTHS.items()}
 
