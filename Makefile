@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: run test dev sandbox clean
+.PHONY: run test dev sandbox screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 ## sandbox: the vendor sandbox in the foreground (prints the variables to export)
 sandbox: $(STAMP)
 	$(BIN)/campaign-assets sandbox --scale 0.1
+
+## screenshots: the README's landing page screenshots (docs/*.png), in headless Chromium
+screenshots: $(STAMP)
+	$(BIN)/python -m campaign_assets_tests.screenshots
 
 clean:
 	rm -rf workspace .dagster

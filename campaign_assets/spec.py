@@ -50,6 +50,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+# BCP 47, loosely: a 2-3 letter language, then subtags (script, region,
+# variant) of 2-8 letters or digits: en, en-US, pt-BR, zh-Hant-TW, es-419.
+LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
 class Brand(_Strict):
     name: str = Field(min_length=1)
     primary_color: str = Field(default="#0B5FFF", pattern=r"^#[0-9A-Fa-f]{6}$")
@@ -109,6 +114,7 @@ class CampaignSpec(_Strict):
     pattern: str = Field(default="TRADITIONAL", pattern=r"^[A-Z][A-Z_]*$")
     audience: str = Field(min_length=1)
     tone: str = "professional"
+    language: str = Field(default="en", max_length=35, pattern=LANGUAGE_TAG_PATTERN)  # the landing page's lang
     brand: Brand
     budget: Budget
     flight: Flight
@@ -295,7 +301,7 @@ def spec_hash(spec: CampaignSpec, fields: Iterable[str] | None = None) -> str:
 # test_sections_cover_what_consumers_read keeps this table honest.
 _IDENTITY = ("id", "name", "organization")
 SPEC_SECTIONS: dict[str, tuple[str, ...]] = {
-    "brief_inputs": (*_IDENTITY, "objective", "pattern", "audience", "tone", "brand", "budget", "flight", "channels", "vectors"),
+    "brief_inputs": (*_IDENTITY, "objective", "pattern", "audience", "tone", "language", "brand", "budget", "flight", "channels", "vectors"),
     "plan_inputs": (*_IDENTITY, "budget", "flight", "channels"),
     "task_inputs": (*_IDENTITY, "flight", "tasks"),
     "creative_inputs": (*_IDENTITY, "objective", "audience", "brand", "creative_sizes"),

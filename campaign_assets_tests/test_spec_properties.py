@@ -471,7 +471,7 @@ class Tags(HTMLParser):
 
 TEMPLATE_TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "div", "p", "h1", "a",
-    "main", "section", "h2", "h3", "figure", "img", "figcaption", "footer",
+    "main", "section", "h2", "h3", "figure", "img", "figcaption", "footer", "link",
 }  # fmt: skip
 
 

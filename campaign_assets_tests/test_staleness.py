@@ -15,6 +15,7 @@ from dagster._core.loader import LoadingContextForTest
 from campaign_assets.definitions import build_defs
 from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, parse_spec, spec_hash
 from campaign_assets.workflows import image_prompt
+from campaign_assets.logic.landing import landing_context
 from campaign_assets.logic.media_plan import build_media_plan
 from campaign_assets.logic.prompts import brief_request, content_request, headline
 
@@ -61,6 +62,7 @@ def _mutations() -> dict[str, dict]:
         "pattern": {"pattern": "BURST"},
         "audience": {"audience": "CFOs at retailers"},
         "tone": {"tone": "playful"},
+        "language": {"language": "fr-CA"},
         "brand": {"brand": {"name": "Acme", "primary_color": "#FF0000", "website": "https://acme.example"}},
         "budget": {"budget": {"total": 100000, "currency": "EUR"}},
         "flight": {"flight": {"start": "2027-02-01", "end": "2027-04-30"}},
@@ -80,6 +82,7 @@ def _reads(spec: CampaignSpec) -> dict[str, object]:
             brief.context,
             [content_request(spec, v, ct, "x").prompt for v, ct in spec.content_matrix()],
             headline(spec),
+            landing_context(spec, "x.", {}, []),
         ),
         "plan_inputs": (build_media_plan(spec).to_dict("records"), [(c.name, c.dsp) for c in spec.dsp_channels], spec.name),
         "task_inputs": ([(t.key, t.name, t.notes, t.due_on) for t in spec.launch_tasks()], spec.name, spec.flight),

@@ -8,8 +8,11 @@ import hashlib
 import io
 from typing import Any
 
+import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw, ImageFont
+
+from campaign_assets.logic.contrast import BODY, MARGIN, palette as brand_palette, relative_luminance
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
@@ -74,6 +77,39 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int]) -> tup
     return font, _wrap(draw, text, font, width), 10
 
 
+def _fit_line(draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int]) -> tuple[Any, str]:
+    """The largest font at which ``text`` fits ``box`` on one line (a button
+    label must not wrap, nor spill over the button's edges)."""
+    width, height = box
+    for size in range(max(8, min(height * 3 // 5, 48)), 7, -1):
+        font = _font(size)
+        if draw.textlength(text, font=font) <= width:
+            return font, text
+    return _font(8), text
+
+
+def legible_scrim(image: Image.Image, surface: tuple[int, int, int], text: tuple[int, int, int]) -> Image.Image:
+    """Blend ``image`` toward ``surface`` just enough that every pixel reaches
+    BODY (+ MARGIN) contrast with ``text``: the art shows through, the copy stays legible
+    wherever it lands. Terminates because ``text`` on ``surface`` itself passes."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    target = np.array(surface, dtype=np.float64)
+    text_l = relative_luminance(text)
+    for alpha in [0.35 + 0.05 * i for i in range(13)] + [1.0]:
+        blended = np.rint(rgb + (target - rgb) * alpha)
+        if _min_contrast(blended, text_l) >= BODY + MARGIN:
+            break
+    return Image.fromarray(blended.astype(np.uint8), "RGB")
+
+
+def _min_contrast(pixels: np.ndarray, text_l: float) -> float:
+    c = pixels / 255
+    lin = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    lum = lin @ np.array([0.2126, 0.7152, 0.0722])
+    hi, lo = np.maximum(lum, text_l), np.minimum(lum, text_l)
+    return float(((hi + 0.05) / (lo + 0.05)).min())
+
+
 def compose_creative(
     background: bytes | None, size: tuple[int, int], color: str, headline: str, brand: str, cta: str = "Learn more"
 ) -> bytes:
@@ -88,9 +124,8 @@ def compose_creative(
         image = art.crop((left, top, left + width, top + height))
     else:
         image = Image.new("RGB", size, hex_to_rgb(color))
-    overlay = Image.new("RGBA", size, (0, 0, 0, 0))
-    ImageDraw.Draw(overlay).rectangle([0, 0, width, height], fill=(*_shade(hex_to_rgb(color), 0.5), 110))
-    image = Image.alpha_composite(image.convert("RGBA"), overlay)
+    colors = brand_palette(color)
+    image = legible_scrim(image.convert("RGB"), colors.surface, colors.text).convert("RGBA")
     draw = ImageDraw.Draw(image)
     pad = max(4, min(width, height) // 12)
     landscape = width >= 3 * height  # leaderboards and mobile banners: text left, button right
@@ -102,19 +137,18 @@ def compose_creative(
     font, lines, line_h = _fit_text(draw, headline, text_box)
     y = pad
     for line in lines:
-        draw.text((pad, y), line, font=font, fill="white")
+        draw.text((pad, y), line, font=font, fill=colors.headline)
         y += line_h
     bx0 = width - pad - button_w if landscape else pad
     by0 = pad if landscape else height - pad - button_h
-    draw.rounded_rectangle([bx0, by0, bx0 + button_w, by0 + button_h], radius=max(2, button_h // 4), fill="white")
-    bfont, blines, bline_h = _fit_text(draw, cta, (button_w - 8, button_h - 4))
-    label = " ".join(blines)
+    draw.rounded_rectangle([bx0, by0, bx0 + button_w, by0 + button_h], radius=max(2, button_h // 4), fill=colors.button)
+    bfont, label = _fit_line(draw, cta, (button_w - 8, button_h - 4))
     draw.text(
-        (bx0 + button_w / 2, by0 + button_h / 2), label, font=bfont, fill=hex_to_rgb(color), anchor="mm"
+        (bx0 + button_w / 2, by0 + button_h / 2), label, font=bfont, fill=colors.button_text, anchor="mm"
     )
     if not landscape and height >= 200:
         brand_font, _, _ = _fit_text(draw, brand, (width - 2 * pad, button_h))
-        draw.text((pad, by0 - pad - button_h // 2), brand, font=brand_font, fill="white")
+        draw.text((pad, by0 - pad - button_h // 2), brand, font=brand_font, fill=colors.text)
     return _png(image.convert("RGB"))
 
 
