@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from campaign_assets.items import Attempt, Item, ItemReport, ItemResult, VendorRef, run_items
-from campaign_assets.ledger import Ledger, Scope
+from campaign_assets.ledger import Ledger
 from campaign_assets.logic.media_plan import plan_values
 from campaign_assets.logic.prompts import (
     BRIEF_SECTIONS,
@@ -39,6 +39,7 @@ from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetRef, SheetsResource, a1_range_for
 from campaign_assets.services.slack import SlackResource, escape_text
+from campaign_assets.settings import scope as _scope
 from campaign_assets.spec import CampaignSpec, parse_size, slugify
 
 T = TypeVar("T")
@@ -52,10 +53,6 @@ class Outcome:
     reports: list[ItemReport]
     clients: list[Any]
     links: dict[str, str | None] = field(default_factory=dict)
-
-
-def _scope(spec: CampaignSpec, asset: str) -> Scope:
-    return Scope(spec.organization, spec.id, asset)
 
 
 @asynccontextmanager

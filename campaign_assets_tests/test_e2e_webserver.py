@@ -27,7 +27,8 @@ import httpx
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from campaign_assets.concurrency import POOL_LIMITS, apply_pool_limits
+from campaign_assets.runs import apply_pool_limits
+from campaign_assets.settings import POOL_LIMITS
 from campaign_assets.resources import SERVICE_ENV
 from campaign_assets.spec import load_spec, spec_hash
 

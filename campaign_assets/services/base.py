@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import dagster as dg
 from pydantic import Field
 
-from campaign_assets.concurrency import SERVICE_CAPS
+from campaign_assets.settings import SERVICE_CAPS
 from campaign_assets.logic.render import write_text
 from campaign_assets.services.http import HttpSession, RetryPolicy, ServiceStats
 from campaign_assets.services.slots import SlotBoard
