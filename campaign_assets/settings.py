@@ -27,6 +27,7 @@ TRIGGER_TAG = "campaign_assets/trigger"  # run tag: why the sensor requested the
 REPORT_DATE_TAG = "campaign_assets/report_date"  # run tag: the day a report refresh is for
 KIND_TAG = "campaign_assets/kind"  # job tag: what kind of job (teardown)
 OWNER = "team:campaign-ops"
+SENSOR_INTERVAL_S = 30  # the spec sensor and the run-failure sensor
 
 DEFAULT_CAMPAIGNS_DIR = "campaigns"  # CAMPAIGNS_DIR
 DEFAULT_WORKSPACE_DIR = "workspace"  # WORKSPACE_DIR

@@ -1,10 +1,9 @@
-"""The campaign graph (DESIGN.md §2): one partition per campaign.
+"""The campaign graph (DESIGN.md §2) and its checks: one partition per campaign.
 
 Each asset reads like a row of the design table: what it needs, which
 services it calls, what it hands on. The work itself lives in
-``campaign_assets.workflows``.
+``campaign_assets.workflows``; what every asset shares, in ``common``.
 """
-
 
 import asyncio
 from pathlib import Path
@@ -13,12 +12,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from campaign_assets.assets.common import (
-    OWNER,
+from campaign_assets import workflows as wf
+from campaign_assets.defs.campaign.common import (
     campaigns_partitions,
     failed_check,
     report_metadata,
-    scope,
     service_asset,
     service_metadata,
     url,
@@ -34,8 +32,8 @@ from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
+from campaign_assets.settings import OWNER, scope
 from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, find_spec_path, load_spec, spec_hash
-from campaign_assets import workflows as wf
 
 
 def creatives_preview(creatives: list[dict[str, Any]]) -> str:
