@@ -8,13 +8,20 @@ CLI's reconstructable ``campaign_job_def``).
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
+from campaign_assets import defs as defs_package
 from campaign_assets.resources import build_resources
 from campaign_assets.settings import CAMPAIGN_JOB, SERVICE_TAG
+
+# Every module of the code location: the forkserver imports them once, so a
+# step process starts with them (and workflows, services, pandas...) in memory
+# instead of importing them again (seconds per step).
+PRELOAD = [__name__, *(m.name for m in pkgutil.walk_packages(defs_package.__path__, f"{defs_package.__name__}."))]
 
 # I/O-bound steps: far more steps than cores can wait on vendors at once.
 # forkserver with the code location preloaded keeps the per-step start cheap;
@@ -23,7 +30,7 @@ from campaign_assets.settings import CAMPAIGN_JOB, SERVICE_TAG
 executor = dg.multiprocess_executor.configured(
     {
         "max_concurrent": 16,
-        "start_method": {"forkserver": {"preload_modules": ["campaign_assets.definitions"]}},
+        "start_method": {"forkserver": {"preload_modules": PRELOAD}},
         "tag_concurrency_limits": [
             {"key": SERVICE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         ],

@@ -53,7 +53,7 @@ CAMPAIGN_ASSETS = (
     "dsp_activation",
     "summary_report",
 )
-# Upstream of each asset, as in assets/campaign.py (DESIGN.md §2).
+# Upstream of each asset, as in defs/campaign/assets.py (DESIGN.md §2).
 EXPECTED_DEPS: dict[str, set[str]] = {
     "campaign_spec": set(),
     "campaign_brief": {"campaign_spec"},
