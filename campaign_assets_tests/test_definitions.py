@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from campaign_assets.definitions import build_defs, defs
-from campaign_assets.settings import PRIORITY_TAG, SERVICE_TAG
+from campaign_assets.settings import CAMPAIGN_JOB, PRIORITY_TAG, SERVICE_TAG
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
 
@@ -149,3 +149,15 @@ def test_every_job_sensor_and_schedule_is_described() -> None:
         assert current[kind], kind
         for name, entry in current[kind].items():
             assert entry["has_description"], f"{kind}: {name}"
+
+
+def test_the_launch_job_is_the_code_location_job() -> None:
+    """``campaign_job_def`` (every step of a CLI launch) builds only the
+    campaign domain; the job must be the very one the code location serves."""
+    from campaign_assets.definitions import campaign_job_def
+
+    served = build_defs().resolve_job_def(CAMPAIGN_JOB)
+    launched = campaign_job_def()
+    assert launched.get_job_snapshot_id() == served.get_job_snapshot_id()
+    assert launched.executor_def is served.executor_def
+    assert sorted(launched.resource_defs) == sorted(served.resource_defs)
