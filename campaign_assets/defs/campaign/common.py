@@ -6,12 +6,17 @@ The partitions definition is used by the automation and teardown jobs too.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from campaign_assets.items import ACTIONS, ItemReport
+from campaign_assets.logic.render import thumbnail_uri
 from campaign_assets.settings import OWNER, PARTITIONS, PRIORITY_TAG, SERVICE_TAG
+
+if TYPE_CHECKING:
+    from campaign_assets.workflows import Outcome
 
 campaigns_partitions = dg.DynamicPartitionsDefinition(name=PARTITIONS)
 
@@ -97,3 +102,22 @@ def failed_check(check: str, report: ItemReport, what: str) -> dg.AssetCheckResu
         description=f"{len(report.succeeded)} of {len(report.results)} {what} produced",
     )
 
+
+def materialize_result(outcome: Outcome, *, checks: Iterable[dg.AssetCheckResult] = (), **metadata: Any):
+    """An asset's result: the workflow's value, its item counts, its services'
+    numbers and its links, plus the asset's own ``metadata`` and ``checks``."""
+    meta = report_metadata(*outcome.reports) | service_metadata(outcome.clients)
+    meta |= {name: url(link) for name, link in outcome.links.items()}
+    return dg.MaterializeResult(value=outcome.value, metadata=meta | metadata, check_results=list(checks))
+
+
+def creatives_preview(creatives: list[dict[str, Any]]) -> str:
+    """Thumbnails of every creative, with its size and design link."""
+    if not creatives:
+        return "(no creatives)"
+    rows = ["| size | preview | design |", "| --- | --- | --- |"]
+    for c in creatives:
+        path = Path(c["path"])
+        thumb = f"![{c['size']}]({thumbnail_uri(path.read_bytes())})" if path.exists() else "—"
+        rows.append(f"| {c['size']} | {thumb} | [open]({c['edit_url']}) |")
+    return "\n".join(rows)
