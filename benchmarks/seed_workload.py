@@ -93,7 +93,7 @@ def run_sequential(env: dict[str, str]) -> float:
 def run_dagster(campaign: str) -> dict[str, Any]:
     import dagster as dg
 
-    from campaign_assets.concurrency import apply_pool_limits
+    from campaign_assets.runs import apply_pool_limits
     from campaign_assets.definitions import campaign_job_def
     from campaign_assets.launch import QUIET
 

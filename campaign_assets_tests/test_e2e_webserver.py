@@ -27,7 +27,8 @@ import httpx
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from campaign_assets.concurrency import POOL_LIMITS, apply_pool_limits
+from campaign_assets.runs import apply_pool_limits
+from campaign_assets.settings import POOL_LIMITS
 from campaign_assets.resources import SERVICE_ENV
 from campaign_assets.spec import load_spec, spec_hash
 
@@ -52,7 +53,7 @@ CAMPAIGN_ASSETS = (
     "dsp_activation",
     "summary_report",
 )
-# Upstream of each asset, as in assets/campaign.py (DESIGN.md §2).
+# Upstream of each asset, as in defs/campaign/assets.py (DESIGN.md §2).
 EXPECTED_DEPS: dict[str, set[str]] = {
     "campaign_spec": set(),
     "campaign_brief": {"campaign_spec"},

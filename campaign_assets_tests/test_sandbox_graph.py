@@ -130,7 +130,7 @@ def test_a_vendor_wholly_down_falls_back_to_local_then_publishes_when_back(
 def test_two_runs_at_once_overlap_their_assets_and_hold_every_cap(
     http_project: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    from campaign_assets.concurrency import SERVICE_CAPS
+    from campaign_assets.settings import SERVICE_CAPS
 
     sandbox.reset(scale=0.02)  # long enough calls for steps to overlap visibly
     env = os.environ | http_project | {"DAGSTER_HOME": str(tmp_path / "home")}
