@@ -22,7 +22,7 @@ from campaign_assets.ledger import Ledger
 from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer, service_env
 
-from benchmarks.common import objects_by_marker
+from campaign_assets_tests.support.sandbox import objects_by_marker
 
 from .conftest import EXAMPLES, PROJECT, SEED
 
