@@ -32,6 +32,7 @@ def test_the_cap_holds_across_independent_boards(url: str) -> None:
     in_flight = peak = done = 0
     errors: list[BaseException] = []
     lock = threading.Lock()
+    filled = threading.Event()  # set once `cap` calls hold a slot together: the cap is reached
 
     def worker() -> None:
         board = SlotBoard(url, poll_s=0.002, max_poll_s=0.01)  # its own engine, as another process would have
@@ -42,7 +43,11 @@ def test_the_cap_holds_across_independent_boards(url: str) -> None:
                 with lock:
                     in_flight += 1
                     peak = max(peak, in_flight)
-                await asyncio.sleep(0.05)  # long enough, next to a claim's thread hop, for the cap to fill
+                    if in_flight == cap:
+                        filled.set()
+                # The first holders wait for the cap to fill (however slow the machine), then all run on.
+                assert await asyncio.to_thread(filled.wait, 60), "the cap never filled"
+                await asyncio.sleep(0.005)
                 with lock:
                     in_flight -= 1
                     done += 1
@@ -70,13 +75,16 @@ def test_the_cap_holds_across_independent_boards(url: str) -> None:
 
 
 def test_an_expired_lease_is_reclaimed_and_services_are_independent(url: str) -> None:
-    dead = SlotBoard(url, lease_s=0.2)
+    clock = Clock()  # one injected clock: the lease expires when the test says, not when the machine does
+    dead = SlotBoard(url, lease_s=0.2, clock=clock)
     assert dead.try_claim("images", 1) is not None  # a process that dies holding its slot
-    alive = SlotBoard(url)
+    alive = SlotBoard(url, clock=clock)
     assert alive.try_claim("images", 1) is None
     assert alive.try_claim("canva", 1) is not None
-    time.sleep(0.3)
-    assert alive.try_claim("images", 1) is not None
+    clock.now += 0.1
+    assert alive.try_claim("images", 1) is None  # within the lease
+    clock.now += 0.2
+    assert alive.try_claim("images", 1) is not None  # past it
     dead.dispose()
     alive.dispose()
 
@@ -177,10 +185,11 @@ def test_the_heartbeat_keeps_a_long_calls_slot(url: str) -> None:
 
 def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> None:
     board = SlotBoard(url)
-    gate = threading.Event()
+    gate, claiming = threading.Event(), threading.Event()
     original = board.try_claim
 
     def slow_claim(service: str, cap: int):
+        claiming.set()
         gate.wait(30)
         return original(service, cap)
 
@@ -192,7 +201,7 @@ def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> 
                 raise AssertionError("never entered")
 
         task = asyncio.create_task(waiter())
-        await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(claiming.wait, 30)  # the claim is under way in its thread
         task.cancel()
         gate.set()
         with pytest.raises(asyncio.CancelledError):
