@@ -553,8 +553,8 @@ def test_rate_limit_answers_429_without_retry_after(
 
 
 def test_concurrency_cap_refuses_the_excess(sandbox: SandboxServer) -> None:
-    sandbox.reset(
-        scale=0.01, limits={"asana": [limit("concurrent writes", methods=["POST"], max_concurrency=2)]}
+    sandbox.reset(  # each accepted write takes a second: the five requests all arrive while two are held
+        scale=0.05, limits={"asana": [limit("concurrent writes", methods=["POST"], max_concurrency=2)]}
     )
 
     async def burst() -> list[httpx.Response]:
@@ -634,6 +634,7 @@ def test_lost_response_on_a_bodiless_delete_still_breaks_the_connection(
 def test_faults_before_the_write_store_nothing(
     sandbox: SandboxServer, client: httpx.Client, kind: str, error: type[Exception]
 ) -> None:
+    sandbox.reset(timeout_hold_s=30)  # far past the client's timeout, however slow the machine
     sandbox.queue_fault("google-docs", kind, endpoint="POST /v1/documents")
     with pytest.raises(error):
         client.post("/google-docs/v1/documents", json={"title": "doc"}, timeout=0.1)
