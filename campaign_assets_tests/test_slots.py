@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from campaign_assets.services.slots import SlotBoard, service_slots
 
+from campaign_assets_tests.support.processes import wait_for
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -125,11 +127,11 @@ def test_a_killed_holders_slot_is_reclaimed_on_the_next_claim(url: str, tmp_path
     env = dict(os.environ, PYTHONPATH=str(PROJECT))
     child = subprocess.Popen([sys.executable, "-c", HOLDER, url, str(marker)], env=env, cwd=PROJECT)
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
+        def claimed() -> bool:
             assert child.poll() is None, f"holder exited with {child.returncode}"
-            assert time.monotonic() < deadline, "holder never claimed"
-            time.sleep(0.01)
+            return marker.exists()
+
+        wait_for("the holder's claim", claimed, timeout=60, interval=0.01)
         clock = Clock()  # frozen: the holder's lease cannot expire here
         board = SlotBoard(url, clock=clock)
         assert board.try_claim("images", 1) is None  # alive: its slot is its own
@@ -209,8 +211,6 @@ def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> 
         await asyncio.sleep(0)
 
     asyncio.run(scenario())
-    deadline = time.monotonic() + 10  # well within the 30 s lease: released, not expired
-    while board.in_use("docs"):
-        assert time.monotonic() < deadline, "the late claim leaked"
-        time.sleep(0.01)
+    # Well within the 30 s lease: released, not expired.
+    wait_for("the late claim's release", lambda: board.in_use("docs") == 0, timeout=10, interval=0.01)
     board.dispose()
