@@ -18,7 +18,8 @@ from campaign_assets.sandbox.config import FaultSpec, SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer, service_env
 from campaign_assets.spec import scan_campaigns
 
-from benchmarks.common import max_concurrency, objects_by_marker, vendor_of
+from campaign_assets_tests.support.in_flight import max_concurrency, vendor_of
+from campaign_assets_tests.support.sandbox import objects_by_marker
 
 from .conftest import SEED
 
