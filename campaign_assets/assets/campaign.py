@@ -34,6 +34,7 @@ from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
+from campaign_assets.services.web import WebResource
 from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, find_spec_path, load_spec, spec_hash
 from campaign_assets import workflows as wf
 
@@ -63,6 +64,7 @@ _SECTION_USE = {
     "plan_inputs": "the media plan and DSP activation",
     "task_inputs": "the project tasks",
     "creative_inputs": "the creatives",
+    "research_inputs": "market research",
 }
 
 
@@ -118,6 +120,46 @@ def campaign_spec(context: dg.AssetExecutionContext, workspace: WorkspaceResourc
     **service_asset(
         "llm",
         group_name="planning",
+        kinds={"openai", "html"},
+        description="What competitors say, before the brief: each page in the spec's optional `research` section "
+        "fetched (bounded, SSRF-safe, robots.txt honoured), its title, description, headings and claims extracted, "
+        "its positioning summarized by the LLM and filed in the vault under Campaigns/{PATTERN}/Research. "
+        "Without a `research` section: an empty summary at once, no calls. A page that cannot be fetched is a "
+        "flagged `fallback` item; the brief goes on without it.",
+    )
+)
+def market_research(
+    research_inputs: CampaignSpec,
+    web: WebResource,
+    llm: LLMResource,
+    ledger: LedgerResource,
+    workspace: WorkspaceResource,
+):
+    spec = research_inputs
+    if spec.research is None or not spec.research.competitors:
+        value = wf.research.empty_research()
+        return dg.MaterializeResult(value=value, metadata={"competitors": 0, "summary": dg.MetadataValue.md("(no research section)")})
+    out = workspace.campaign_dir(spec.organization, spec.id)
+    outcome = asyncio.run(wf.make_research(spec, web.fetcher(), llm, ledger.open(), out))
+    value = outcome.value
+    flags = {}
+    if value["unavailable"]:
+        flags["unavailable"] = dg.MetadataValue.md(
+            "\n".join(f"- {u['url']}: {u['reason']}" for u in value["unavailable"])
+        )
+    return _result(
+        outcome,
+        competitors=len(spec.research.competitors),
+        summarized=sum(1 for c in value["competitors"] if c.get("summary")),
+        summary=dg.MetadataValue.md(value["summary"] or "(no page could be read)"),
+        **flags,
+    )
+
+
+@dg.asset(
+    **service_asset(
+        "llm",
+        group_name="planning",
         kinds={"openai", "googledocs"},
         description="The campaign brief, written by the LLM and published as a Google Doc (local: brief.md).",
         check_specs=[dg.AssetCheckSpec("brief_has_required_sections", asset="campaign_brief")],
@@ -125,6 +167,7 @@ def campaign_spec(context: dg.AssetExecutionContext, workspace: WorkspaceResourc
 )
 def campaign_brief(
     brief_inputs: CampaignSpec,
+    market_research: dict[str, Any],
     llm: LLMResource,
     docs: DocsResource,
     ledger: LedgerResource,
@@ -132,7 +175,8 @@ def campaign_brief(
 ):
     spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out))
+    research = (market_research or {}).get("summary", "")
+    outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out, research))
     brief = outcome.value
     missing = wf.missing_sections(brief["markdown"])
     check = dg.AssetCheckResult(
@@ -141,7 +185,7 @@ def campaign_brief(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"missing": dg.MetadataValue.json(missing)},
     )
-    flags = {"brief_source": brief["source"]}
+    flags = {"brief_source": brief["source"], "market_research": bool(research)}
     if brief["source"] == "spec":
         flags["brief_error"] = dg.MetadataValue.text(brief["error"])
     return _result(outcome, checks=[check], preview=dg.MetadataValue.md(brief["markdown"]), **flags)
