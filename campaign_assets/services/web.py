@@ -68,7 +68,7 @@ def address_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
     mapped = getattr(ip, "ipv4_mapped", None)
     if mapped is not None:
         ip = mapped
-    for name in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
+    for name in ("unspecified", "loopback", "link_local", "multicast", "reserved", "private"):
         if getattr(ip, f"is_{name}"):
             return f"{ip} is a {name.replace('_', '-')} address"
     if not ip.is_global:
