@@ -377,3 +377,18 @@ def test_no_research_section_means_no_calls_and_todays_brief(project: dict[str, 
     result = materialize(project)
     assert _value(result, "market_research")["summary"] == ""
     assert "## Market Research" not in _value(result, "campaign_brief")["markdown"]
+
+
+def test_the_example_with_research_runs_clean_offline(project: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """spring-webinar-series names a real competitor page; with no network
+    (every lookup fails) the page is a flagged fallback and the run succeeds."""
+
+    def offline(*_args: object, **_kw: object) -> list:
+        raise socket.gaierror("offline")
+
+    monkeypatch.setattr(web, "getaddrinfo", offline)
+    result = materialize(project, partition="spring-webinar-series")
+    research = _value(result, "market_research")
+    assert research["summary"] == "" and len(research["unavailable"]) == 1
+    assert "offline" in research["unavailable"][0]["reason"]
+    assert "## Market Research" not in _value(result, "campaign_brief")["markdown"]
