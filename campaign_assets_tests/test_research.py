@@ -392,3 +392,51 @@ def test_the_example_with_research_runs_clean_offline(project: dict[str, str], m
     assert research["summary"] == "" and len(research["unavailable"]) == 1
     assert "offline" in research["unavailable"][0]["reason"]
     assert "## Market Research" not in _value(result, "campaign_brief")["markdown"]
+
+
+def test_robots_txt_is_read_through_redirects(site) -> None:
+    base, handler = site
+    handler.routes["/robots.txt"] = (301, {"Location": "/real-robots.txt"}, b"")
+    handler.routes["/real-robots.txt"] = (200, {"Content-Type": "text/plain"}, b"User-agent: campaign-assets-research\nDisallow: /\n")
+    handler.routes["/page"] = (200, HTML, b"<title>x</title>")
+    with pytest.raises(FetchError, match="robots"):
+        asyncio.run(allowed().fetch(base + "/page"))
+    assert "/page" not in handler.seen
+
+
+def test_robots_txt_forbidden_means_disallowed_and_missing_means_allowed(site) -> None:
+    base, handler = site
+    handler.routes["/page"] = (200, HTML, b"<title>x</title>")
+    assert "x" in asyncio.run(allowed().fetch(base + "/page")).html  # /robots.txt is a 404
+    handler.routes["/robots.txt"] = (403, {"Content-Type": "text/plain"}, b"no")
+    with pytest.raises(FetchError, match="robots"):
+        asyncio.run(allowed().fetch(base + "/page"))
+
+
+def test_the_request_goes_to_the_vetted_address_not_a_second_lookup(site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name is resolved once, by the guard, and the
+    connection goes to that address (the system resolver does not know
+    competitor.example at all); the Host header carries the name."""
+    base, handler = site
+    port = base.rsplit(":", 1)[1]
+    lookups: list[str] = []
+    fake = _resolver({"competitor.example": "127.0.0.1"})
+
+    def counting(host: str, *args: object) -> list:
+        lookups.append(host)
+        return fake(host, *args)
+
+    monkeypatch.setattr(web, "getaddrinfo", counting)
+    hosts: list[str] = []
+    original = handler.do_GET
+
+    def spy(self) -> None:
+        hosts.append(self.headers.get("Host"))
+        original(self)
+
+    handler.do_GET = spy  # type: ignore[method-assign]
+    handler.routes["/"] = (200, HTML, b"<title>pinned</title>")
+    page = asyncio.run(WebFetcher(allow_hosts=frozenset({"competitor.example"})).fetch(f"http://competitor.example:{port}/"))
+    assert "pinned" in page.html
+    assert hosts == [f"competitor.example:{port}"] * 2  # robots.txt, then the page
+    assert lookups == ["competitor.example"] * 2  # one vetted lookup per request, none by httpx

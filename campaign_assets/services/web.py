@@ -130,7 +130,8 @@ class WebFetcher:
         literal = f"[{ip}]" if ":" in ip else ip
         target = f"{scheme}://{literal}:{port}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
         default_port = port == (443 if scheme == "https" else 80)
-        headers = {"Host": host if default_port else f"{host}:{port}", "User-Agent": self.user_agent}
+        named = f"[{host}]" if ":" in host else host
+        headers = {"Host": named if default_port else f"{named}:{port}", "User-Agent": self.user_agent}
         request = client.build_request("GET", target, headers=headers, extensions={"sni_hostname": host})
         response = await client.send(request, stream=True)
         try:
@@ -155,15 +156,22 @@ class WebFetcher:
         if parser is None:
             parser = RobotFileParser()
             try:
-                response, body = await self._send(client, origin + "/robots.txt", cap=MAX_ROBOTS_BYTES)
+                target = origin + "/robots.txt"
+                response, body = await self._send(client, target, cap=MAX_ROBOTS_BYTES)
+                for _hop in range(self.max_redirects):  # RFC 9309: follow at least five redirects, each hop vetted
+                    location = response.headers.get("location") if response.is_redirect else None
+                    if not location:
+                        break
+                    target = urljoin(target, location)
+                    response, body = await self._send(client, target, cap=MAX_ROBOTS_BYTES)
                 if response.status_code in (401, 403):
                     parser.disallow_all = True
                 elif response.status_code == 200:
                     parser.parse(body.decode("utf-8", "replace").splitlines())
-                else:  # 404, 5xx, a redirect: no rules we can read
+                else:  # 404, 5xx, too many redirects: no rules we can read
                     parser.allow_all = True
             except FetchError as exc:
-                if exc.kind == "blocked":
+                if exc.kind in ("blocked", "scheme"):  # a robots.txt redirect to a refused place refuses the page
                     raise
                 parser.allow_all = True
             except httpx.HTTPError:
