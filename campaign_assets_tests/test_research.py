@@ -366,6 +366,7 @@ def test_market_research_feeds_the_brief_from_an_allowlisted_local_page(
             for e in result.get_asset_materialization_events()}
     assert meta["market_research"]["items_fallback"].value == 1
     assert meta["market_research"]["items_failed"].value == 0
+    assert "localhost.invalid" in meta["campaign_brief"]["research_unavailable"].value
     ledger = Ledger(f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}")
     notes = [r for r in ledger.library("acme", SEED) if r["vector"] == "Research"]
     assert {n["status"] for n in notes} == {"research", "unavailable"}

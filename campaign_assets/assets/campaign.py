@@ -186,6 +186,11 @@ def campaign_brief(
         metadata={"missing": dg.MetadataValue.json(missing)},
     )
     flags = {"brief_source": brief["source"], "market_research": bool(research)}
+    unavailable = (market_research or {}).get("unavailable") or []
+    if unavailable:  # the brief went on without these pages: flagged
+        flags["research_unavailable"] = dg.MetadataValue.md(
+            "Written without these competitor pages:\n" + "\n".join(f"- {u['url']}: {u['reason']}" for u in unavailable)
+        )
     if brief["source"] == "spec":
         flags["brief_error"] = dg.MetadataValue.text(brief["error"])
     return _result(outcome, checks=[check], preview=dg.MetadataValue.md(brief["markdown"]), **flags)
