@@ -78,7 +78,23 @@ content_library = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Seed 000's vault layout and metadata (added later: nullable, migrated
+    # on open by core/db.py, backfilled by ``Ledger.backfill_library``).
+    sa.Column("folder", sa.String(400)),  # Campaigns/{PATTERN}/{VECTOR} or Campaigns/{PATTERN}/Research
+    sa.Column("vector", sa.String(200)),  # the stakeholder group ("Research" for research notes)
+    sa.Column("timing", sa.String(200)),
+    sa.Column("source", sa.Text),  # the asset that wrote it, or the page a research note read
+    sa.Column("auto_generated", sa.Boolean),
+    sa.Column("status", sa.String(32)),  # draft | research | unavailable
 )
+
+UNFILED_PATTERN = "UNFILED"  # a migrated row's folder until its campaign's pattern is known
+
+
+def vault_folder(pattern: str, vector: str) -> str:
+    """``Campaigns/{PATTERN}/{VECTOR}``: a path segment, so no slashes inside."""
+    clean = " ".join(vector.replace("/", "-").replace("\\", "-").split()) or "Unsorted"
+    return f"Campaigns/{pattern}/{clean}"
 
 audit_log = sa.Table(
     "audit_log",
@@ -156,6 +172,7 @@ class Ledger(Database):
         run_id: str | None = None,
     ):
         super().__init__(url, ledger_items, content_library, audit_log)
+        self.backfill_library()
         self.lease_s = lease_s
         self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
         self.poll_s = poll_s
@@ -200,6 +217,38 @@ class Ledger(Database):
         t = content_library
         found = self._select(t, *_campaign(t, organization, campaign), order_by=t.c.piece_key)
         return [dict(r._mapping) for r in found]
+
+    def backfill_library(self, organization: str | None = None, campaign: str | None = None, pattern: str | None = None) -> int:
+        """Give vault rows written before the folder/metadata columns existed
+        their values, without touching their content: vector = stakeholder
+        group, auto_generated = true, status = draft, source = content_pieces;
+        folder = ``Campaigns/{pattern}/{vector}`` when the campaign's pattern
+        is given (``content_library`` passes it), else
+        ``Campaigns/UNFILED/{vector}`` (on open, when no pattern is known).
+        Only NULL columns change; rows already filed under UNFILED move to
+        the real pattern once it is known. Returns the rows changed."""
+        c = content_library
+        where = [c.c.organization == organization, c.c.campaign == campaign] if organization else []
+
+        def body(tx: sa.Connection) -> int:
+            tx.execute(sa.update(c).where(*where, c.c.vector.is_(None)).values(vector=c.c.stakeholder_group))
+            tx.execute(sa.update(c).where(*where, c.c.auto_generated.is_(None)).values(auto_generated=True))
+            tx.execute(sa.update(c).where(*where, c.c.status.is_(None)).values(status="draft"))
+            tx.execute(sa.update(c).where(*where, c.c.source.is_(None)).values(source="content_pieces"))
+            tx.execute(sa.update(c).where(*where, c.c.timing.is_(None)).values(timing=""))
+            unfiled = sa.or_(c.c.folder.is_(None), c.c.folder.like(f"Campaigns/{UNFILED_PATTERN}/%"))
+            if not pattern:
+                unfiled = c.c.folder.is_(None)
+            rows = tx.execute(sa.select(c.c.organization, c.c.campaign, c.c.piece_key, c.c.vector).where(*where, unfiled)).all()
+            for r in rows:
+                tx.execute(
+                    sa.update(c)
+                    .where(c.c.organization == r.organization, c.c.campaign == r.campaign, c.c.piece_key == r.piece_key)
+                    .values(folder=vault_folder(pattern or UNFILED_PATTERN, r.vector or ""))
+                )
+            return len(rows)
+
+        return self._tx(body)
 
     def audit(self, organization: str, campaign: str) -> list[dict[str, Any]]:
         t = audit_log
@@ -347,13 +396,17 @@ class Ledger(Database):
                 .where(*_match(row.scope, row.item_key))
                 .values(status="deleted", updated_at=now, owner=None, lease_expires_at=None)
             )
-            if row.scope.asset == "content_library":
+            if row.scope.asset in LIBRARY_ASSETS:
                 c = content_library
                 where = _campaign(c, row.scope.organization, row.scope.campaign)
                 tx.execute(sa.delete(c).where(*where, c.c.piece_key == row.item_key))
             _audit(tx, row.scope, row.item_key, "deleted", row.vendor_id or "")
 
         self._tx(body)
+
+
+# Assets whose items each own a vault row keyed by the item key.
+LIBRARY_ASSETS = ("content_library", "market_research")
 
 
 def _campaign(t: sa.Table, organization: str, campaign: str) -> list[sa.ColumnElement[bool]]:

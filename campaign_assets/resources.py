@@ -16,6 +16,7 @@ from campaign_assets.services.docs import DocsResource
 from campaign_assets.services.dsp import DSPResource
 from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
+from campaign_assets.services.web import WebResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_WORKSPACE_DIR
@@ -132,6 +133,8 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     workspace = {k: env[v] for k, v in (("campaigns_dir", "CAMPAIGNS_DIR"), ("root", "WORKSPACE_DIR")) if env.get(v)}
     resources["workspace"] = WorkspaceResource(**workspace)
     resources["ledger"] = ledger
+    # The research fetcher's SSRF allowlist (tests only): an EnvVar, resolved at run time.
+    resources["web"] = WebResource(**({"allow_hosts": dg.EnvVar("RESEARCH_ALLOW_HOSTS")} if env.get("RESEARCH_ALLOW_HOSTS") else {}))
     return resources
 
 

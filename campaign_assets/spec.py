@@ -100,6 +100,29 @@ class Vector(_Strict):
         return value
 
 
+# Seed 000's content patterns: each shapes the content prompts (logic/prompts.py).
+PATTERNS = ("CASCADE", "MIRROR", "CHORUS", "TROJAN", "NETWORK", "TRADITIONAL")
+MAX_COMPETITORS = 10
+
+
+class Research(_Strict):
+    """What to look at before the brief: competitor pages (http(s) URLs,
+    fetched by ``market_research``) and the topics the brief should weigh."""
+
+    competitors: list[str] = Field(default_factory=list, max_length=MAX_COMPETITORS)
+    topics: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("competitors")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for u in urls:
+            if not re.match(r"^https?://[^\s/?#]+[^\s]*$", u, re.IGNORECASE):
+                raise ValueError(f"competitor {u!r} is not an http(s) URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("competitor URLs repeat")
+        return urls
+
+
 class TaskSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     notes: str = ""
@@ -111,7 +134,7 @@ class CampaignSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     organization: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     objective: Literal["awareness", "consideration", "conversion"]
-    pattern: str = Field(default="TRADITIONAL", pattern=r"^[A-Z][A-Z_]*$")
+    pattern: Literal[PATTERNS] = "TRADITIONAL"  # type: ignore[valid-type]
     audience: str = Field(min_length=1)
     tone: str = "professional"
     language: str = Field(default="en", max_length=35, pattern=LANGUAGE_TAG_PATTERN)  # the landing page's lang
@@ -122,6 +145,7 @@ class CampaignSpec(_Strict):
     vectors: list[Vector] = Field(min_length=1)
     creative_sizes: list[str] = Field(min_length=1)
     tasks: Literal["default"] | list[TaskSpec] = "default"
+    research: Research | None = None  # optional: no section, no market research calls
 
     @field_validator("channels")
     @classmethod
@@ -305,6 +329,9 @@ SPEC_SECTIONS: dict[str, tuple[str, ...]] = {
     "plan_inputs": (*_IDENTITY, "budget", "flight", "channels"),
     "task_inputs": (*_IDENTITY, "flight", "tasks"),
     "creative_inputs": (*_IDENTITY, "objective", "audience", "brand", "creative_sizes"),
+    # market_research: the pages to read, the brand they are compared with,
+    # and the pattern its vault folder is named after.
+    "research_inputs": (*_IDENTITY, "pattern", "brand", "research"),
 }
 
 

@@ -21,9 +21,9 @@ from .conftest import SEED
 
 ASSETS = [
     "campaign_spec", "campaign_brief", "media_plan", "project_tasks", "creatives",
-    "content_pieces", "content_library", "landing_page", "dsp_activation", "summary_report",
+    "content_pieces", "content_library", "landing_page", "dsp_activation", "summary_report", "market_research",
 ]
-SECTIONS = ["brief_inputs", "plan_inputs", "task_inputs", "creative_inputs"]
+SECTIONS = ["brief_inputs", "plan_inputs", "task_inputs", "creative_inputs", "research_inputs"]
 
 
 def materialize(env: dict[str, str], partition: str = SEED, **resource_overrides: Any) -> dg.ExecuteInProcessResult:

@@ -37,6 +37,7 @@ from campaign_assets.logic.media_plan import build_media_plan, plan_values
 from campaign_assets.services.sheets import LocalSheets, a1_range_for
 from campaign_assets.spec import (
     CAMPAIGN_ID_PATTERN,
+    PATTERNS,
     CONTENT_TYPES,
     MAX_AD_SIDE,
     MIN_AD_SIDE,
@@ -156,7 +157,7 @@ def valid_specs(draw: st.DrawFn, hostile: bool = False) -> dict[str, Any]:
         "tasks": tasks,
     }
     if draw(st.booleans()):
-        data["pattern"] = draw(st.from_regex(r"^[A-Z][A-Z_]{0,15}$", fullmatch=True))
+        data["pattern"] = draw(st.sampled_from(PATTERNS))
     if draw(st.booleans()):
         data["tone"] = draw(free_text(hostile))
     if draw(st.booleans()):

@@ -17,7 +17,8 @@ from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, parse_spec, spec_h
 from campaign_assets.workflows import image_prompt
 from campaign_assets.logic.landing import landing_context
 from campaign_assets.logic.media_plan import build_media_plan
-from campaign_assets.logic.prompts import brief_request, content_request, headline
+from campaign_assets.ledger import vault_folder
+from campaign_assets.logic.prompts import brief_request, content_request, headline, research_request
 
 from .conftest import EXAMPLES, SEED
 
@@ -59,7 +60,7 @@ def _mutations() -> dict[str, dict]:
         "name": {"name": "Renamed Launch"},
         "organization": {"organization": "globex"},
         "objective": {"objective": "conversion"},
-        "pattern": {"pattern": "BURST"},
+        "pattern": {"pattern": "MIRROR"},
         "audience": {"audience": "CFOs at retailers"},
         "tone": {"tone": "playful"},
         "language": {"language": "fr-CA"},
@@ -70,6 +71,7 @@ def _mutations() -> dict[str, dict]:
         "vectors": {"vectors": [{"stakeholder_group": "CFOs", "content_types": ["email"]}]},
         "creative_sizes": {"creative_sizes": ["300x600"]},
         "tasks": {"tasks": [{"name": "Go", "offset_days": 0}]},
+        "research": {"research": {"competitors": ["https://globex.example/"], "topics": ["pricing"]}},
     }
 
 
@@ -87,6 +89,14 @@ def _reads(spec: CampaignSpec) -> dict[str, object]:
         "plan_inputs": (build_media_plan(spec).to_dict("records"), [(c.name, c.dsp) for c in spec.dsp_channels], spec.name),
         "task_inputs": ([(t.key, t.name, t.notes, t.due_on) for t in spec.launch_tasks()], spec.name, spec.flight),
         "creative_inputs": (image_prompt(spec), headline(spec), spec.brand, spec.creative_sizes),
+        "research_inputs": (
+            spec.research,
+            [research_request(spec, u, {"title": "", "description": "", "headings": [], "claims": []},
+                              list(spec.research.topics)).prompt for u in spec.research.competitors]
+            if spec.research else [],
+            vault_folder(spec.pattern, "Research"),
+            spec.organization, spec.id,
+        ),
     }
 
 

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from campaign_assets import cli
-from campaign_assets.defs.campaign import assets as campaign_module
+from campaign_assets.defs.campaign import assets as campaign_module, research as research_module
 from campaign_assets.ledger import Ledger, LedgerRow, Scope
 from campaign_assets.resources import SERVICE_ENV, LedgerResource, WorkspaceResource, build_resources
 from campaign_assets.core.teardown import (
@@ -86,7 +86,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
 def materialized(env: Env, instance: dg.DagsterInstance) -> Env:
     instance.add_dynamic_partitions("campaigns", [CAMPAIGN])
     result = dg.materialize(
-        dg.load_assets_from_modules([campaign_module]), partition_key=CAMPAIGN, instance=instance, resources=env.resources
+        dg.load_assets_from_modules([campaign_module, research_module]), partition_key=CAMPAIGN, instance=instance, resources=env.resources
     )
     assert result.success
     assert (env.folder / "landing_page.html").exists() and (env.folder / "brief.md").exists()
@@ -128,7 +128,7 @@ def test_rematerialize_after_teardown_recreates(materialized: Env, instance: dg.
     env = materialized
     teardown_campaign(CAMPAIGN, workspace=env.workspace, ledger=env.ledger, services=env.services())
     result = dg.materialize(
-        dg.load_assets_from_modules([campaign_module]), partition_key=CAMPAIGN, instance=instance, resources=env.resources
+        dg.load_assets_from_modules([campaign_module, research_module]), partition_key=CAMPAIGN, instance=instance, resources=env.resources
     )
     assert result.success
     assert (env.folder / "brief.md").exists()

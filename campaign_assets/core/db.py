@@ -23,7 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 metadata = sa.MetaData()
 
 # Columns added after the first release, per table: added on open to older databases.
-ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"ledger_items": ("owner", "lease_expires_at")}
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ledger_items": ("owner", "lease_expires_at"),
+    # seed 000's vault layout (backfilled by Ledger.backfill_library)
+    "content_library": ("folder", "vector", "timing", "source", "auto_generated", "status"),
+}
 
 _T = TypeVar("_T")
 _TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, Vector
+from campaign_assets.spec import PATTERNS, SPEC_SECTIONS, CampaignSpec, Vector
 
 BRIEF_SECTIONS = ("Objective", "Audience", "Key Messages", "Channels and Budget", "Timeline", "Success Metrics")
 
@@ -25,11 +25,31 @@ _OBJECTIVE = {
     ),
     "conversion": ("buying", ["Conversions and revenue", "Cost per acquisition", "Return on ad spend"]),
 }
+# Seed 000's patterns: how the campaign's pieces relate to each other. The
+# note is the brief's one-line description; the instruction goes into every
+# content prompt.
 _PATTERN_NOTES = {
     "CASCADE": "one idea announced first, then unfolded group by group, each wave building on the last.",
-    "BURST": "a short, concentrated push while intent is at its peak.",
+    "MIRROR": "each group sees its own situation reflected back in its own words before it hears the offer.",
+    "CHORUS": "every group hears the same core message at the same moment, each in its own voice.",
+    "TROJAN": "useful, non-promotional value leads; the offer arrives late, as the natural next step.",
+    "NETWORK": "pieces written to be passed on, so each group carries the message to the next.",
     "TRADITIONAL": "steady, always-on presence across the flight.",
 }
+PATTERN_INSTRUCTIONS = {
+    "CASCADE": "Pattern CASCADE: build on what the earlier waves announced; refer back to the core idea and add "
+    "what is new for this group, so the piece reads as the next step of one story.",
+    "MIRROR": "Pattern MIRROR: open with the reader's own problem in the words this group uses; state the offer "
+    "only after the reader recognises their situation.",
+    "CHORUS": "Pattern CHORUS: state the campaign's one core message plainly and early, unchanged in substance, "
+    "framed for this group; every group's piece must make the same claim.",
+    "TROJAN": "Pattern TROJAN: lead with practical, non-promotional value (a tip, a number, a how-to); mention "
+    "the brand lightly and late, as the natural way to act on it.",
+    "NETWORK": "Pattern NETWORK: write something this group will forward to peers and partners; include one "
+    "line that is easy to quote and an explicit invitation to share.",
+    "TRADITIONAL": "Pattern TRADITIONAL: a clear benefit, one proof point and a direct call to action.",
+}
+assert set(_PATTERN_NOTES) == set(PATTERN_INSTRUCTIONS) == set(PATTERNS)
 _PAINS = [
     "too many tools and too little time",
     "decisions that wait on slow, manual reporting",
@@ -87,7 +107,7 @@ def _spec_context(spec: CampaignSpec) -> dict[str, Any]:
         objective_goal=goal,
         metrics=metrics,
         pattern=spec.pattern,
-        pattern_note=_PATTERN_NOTES.get(spec.pattern, "a plan shaped around the audience's calendar."),
+        pattern_note=_PATTERN_NOTES[spec.pattern],
         audience=spec.audience,
         tone=spec.tone,
         budget=f"{spec.budget.total:,.2f} {spec.budget.currency}",
@@ -106,14 +126,40 @@ def _system(spec: CampaignSpec) -> str:
     )
 
 
-def brief_request(spec: CampaignSpec) -> PromptRequest:
+def brief_request(spec: CampaignSpec, research: str = "") -> PromptRequest:
+    """The brief's prompt; ``research`` (market_research's summary, markdown)
+    is added when there is one, and the brief gains a Market Research section."""
     sections = "\n".join(f"## {s}" for s in BRIEF_SECTIONS)
     prompt = (
         f"Write the campaign brief for '{spec.name}' as markdown, starting with '# {spec.name} — Campaign Brief' "
         f"and containing exactly these sections:\n{sections}\n\n"
         f"Facts:\n{spec.model_dump_json(indent=2, include=set(SPEC_SECTIONS['brief_inputs']))}"
     )
-    return PromptRequest("brief", _system(spec), prompt, _spec_context(spec), max_tokens=1500)
+    if research.strip():
+        prompt += (
+            "\n\nMarket research (competitors' positioning; position the campaign against it, and add a "
+            f"'## Market Research' section that names the competitors):\n{research.strip()[:6000]}"
+        )
+    return PromptRequest("brief", _system(spec), prompt, _spec_context(spec) | {"research": research.strip()}, max_tokens=1500)
+
+
+def research_request(spec: CampaignSpec, url: str, page: dict[str, Any], topics: list[str]) -> PromptRequest:
+    """Summarize one competitor page's positioning from its extract
+    (``logic.extract.Extract.as_dict``): title, description, headings, claims."""
+    facts = "\n".join(
+        [f"URL: {url}", f"Title: {page['title']}", f"Description: {page['description']}"]
+        + [f"Heading: {h}" for h in page["headings"]]
+        + [f"Claim: {c}" for c in page["claims"]]
+    )
+    prompt = (
+        f"Summarize in at most five sentences how this competitor of {spec.brand.name} positions itself: "
+        "who it targets, what it promises, the proof it offers, and the gap the campaign could use. "
+        "Name the page by its title. Use only these facts.\n"
+        + (f"Topics to weigh: {', '.join(topics)}\n" if topics else "")
+        + f"\n{facts}"
+    )
+    ctx = {"brand": spec.brand.name, "url": url, "topics": topics, **page}
+    return PromptRequest("research", _system(spec), prompt, ctx, max_tokens=400)
 
 
 def _capitalized(text: str) -> str:
@@ -137,11 +183,13 @@ def content_request(spec: CampaignSpec, vector: Vector, content_type: str, brief
         outcome=_pick(_OUTCOMES, spec.id, group, content_type),
         proof=_pick(_PROOFS, spec.id, group, content_type),
         urgency=_pick(_URGENCY, spec.id, group),
+        pattern_instruction=PATTERN_INSTRUCTIONS[spec.pattern],
     )
     prompt = (
         f"Write one {content_type.replace('-', ' ')} for {group} ({vector.timing or 'during the flight'}) "
         f"for the campaign '{spec.name}'. Audience: {spec.audience}. Objective: {spec.objective}. "
-        f"Website: {spec.brand.website or 'n/a'}.\n\nCampaign brief (excerpt):\n{brief_excerpt[:2000]}"
+        f"Website: {spec.brand.website or 'n/a'}.\n{PATTERN_INSTRUCTIONS[spec.pattern]}\n\n"
+        f"Campaign brief (excerpt):\n{brief_excerpt[:2000]}"
     )
     return PromptRequest("content", _system(spec), prompt, ctx, max_tokens=900)
 

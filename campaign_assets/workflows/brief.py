@@ -31,7 +31,7 @@ def brief_title(spec: CampaignSpec) -> str:
     return f"{spec.name} — Campaign Brief"
 
 
-def spec_brief(spec: CampaignSpec, title: str, error: str) -> dict[str, Any]:
+def spec_brief(spec: CampaignSpec, title: str, error: str, research: str = "") -> dict[str, Any]:
     """The brief when none could be written at all: the spec's own key
     messages, rendered from the spec alone (the local backend's template),
     flagged with why."""
@@ -39,17 +39,20 @@ def spec_brief(spec: CampaignSpec, title: str, error: str) -> dict[str, Any]:
         "document_id": None,
         "url": None,
         "title": title,
-        "markdown": render_locally(brief_request(spec)),
+        "markdown": render_locally(brief_request(spec, research)),
         "source": "spec",
         "error": error,
     }
 
 
-async def make_brief(spec: CampaignSpec, llm: LLMResource, docs: DocsResource, ledger: Ledger, out: Path) -> Outcome:
+async def make_brief(
+    spec: CampaignSpec, llm: LLMResource, docs: DocsResource, ledger: Ledger, out: Path, research: str = ""
+) -> Outcome:
     """The brief is always handed on: published to Docs; else (Docs down or
     refusing) its text in brief.md, flagged ``fallback``; else (no text could
-    be written) the spec's own key messages, flagged ``source: spec``."""
-    request = brief_request(spec)
+    be written) the spec's own key messages, flagged ``source: spec``.
+    ``research``: market_research's summary (markdown), empty without one."""
+    request = brief_request(spec, research)
     title = brief_title(spec)
     item = Item("brief", {"system": request.system, "prompt": request.prompt, "title": title})
     drafts = Drafts()
@@ -79,7 +82,7 @@ async def make_brief(spec: CampaignSpec, llm: LLMResource, docs: DocsResource, l
         )
     ref = report.ref("brief")
     if ref is None:
-        value = spec_brief(spec, title, report.failures[0][1] if report.failures else "no brief")
+        value = spec_brief(spec, title, report.failures[0][1] if report.failures else "no brief", research)
     else:
         value = {"document_id": ref.vendor_id, "url": ref.url, **ref.data, "source": "llm"}
     return Outcome(value, [report], live, {"document_url": ref and ref.url})

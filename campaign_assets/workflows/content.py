@@ -11,12 +11,13 @@ nothing outside), then each piece's ``content/<key>.md``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from campaign_assets.core.items import Attempt, Item, VendorRef, run_items
-from campaign_assets.ledger import Ledger, LedgerRow
+from campaign_assets.ledger import Ledger, LedgerRow, vault_folder
 from campaign_assets.logic.markdown import first_line_title, section
 from campaign_assets.logic.prompts import content_request
 from campaign_assets.services.llm import LLMResource
@@ -74,6 +75,7 @@ async def write_content(spec: CampaignSpec, brief: dict[str, Any], llm: LLMResou
 async def store_library(spec: CampaignSpec, pieces: list[dict[str, Any]], ledger: Ledger) -> Outcome:
     """One vault row per piece, written with its ledger and audit rows."""
     by_key = {p["key"]: p for p in pieces}
+    timings = {v.stakeholder_group: v.timing for v in spec.vectors}
 
     async def create(item: Item, attempt: Attempt) -> VendorRef:
         return VendorRef(f"vault:{item.key}", None, {"title": by_key[item.key]["title"]})
@@ -90,12 +92,24 @@ async def store_library(spec: CampaignSpec, pieces: list[dict[str, Any]], ledger
             title=p["title"],
             body=p["body"],
             content_hash=item.content_hash,
+            folder=vault_folder(spec.pattern, p["stakeholder_group"]),
+            vector=p["stakeholder_group"],
+            timing=timings.get(p["stakeholder_group"], ""),
+            source=PIECES,
+            auto_generated=True,
+            status="draft",
         )
 
-    items = [Item(p["key"], {"title": p["title"], "body": p["body"]}) for p in pieces]
+    # The folder is part of the content: a pattern change refiles the rows.
+    items = [
+        Item(p["key"], {"title": p["title"], "body": p["body"], "folder": vault_folder(spec.pattern, p["stakeholder_group"])})
+        for p in pieces
+    ]
     report = await run_items(
         ledger, scope_of(spec, LIBRARY), "vault", items, create=create, update=update, library_row=library_row
     )
+    # Rows written before the vault had folders: filed under this campaign's pattern.
+    await asyncio.to_thread(ledger.backfill_library, spec.organization, spec.id, spec.pattern)
     stored = {row["piece_key"] for row in ledger.library(spec.organization, spec.id)}
     value = {"pieces": sorted(stored & set(by_key)), "expected": len(spec.content_matrix())}
     return Outcome(value, [report], [])

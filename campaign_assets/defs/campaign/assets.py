@@ -39,6 +39,7 @@ _SECTION_USE = {
     "plan_inputs": "the media plan and DSP activation",
     "task_inputs": "the project tasks",
     "creative_inputs": "the creatives",
+    "research_inputs": "market research",
 }
 
 
@@ -101,6 +102,7 @@ def campaign_spec(context: dg.AssetExecutionContext, workspace: WorkspaceResourc
 )
 def campaign_brief(
     brief_inputs: CampaignSpec,
+    market_research: dict[str, Any],
     llm: LLMResource,
     docs: DocsResource,
     ledger: LedgerResource,
@@ -108,7 +110,8 @@ def campaign_brief(
 ):
     spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out))
+    research = (market_research or {}).get("summary", "")
+    outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out, research))
     brief = outcome.value
     missing = wf.missing_sections(brief["markdown"])
     check = dg.AssetCheckResult(
@@ -117,7 +120,12 @@ def campaign_brief(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"missing": dg.MetadataValue.json(missing)},
     )
-    flags = {"brief_source": brief["source"]}
+    flags = {"brief_source": brief["source"], "market_research": bool(research)}
+    unavailable = (market_research or {}).get("unavailable") or []
+    if unavailable:  # the brief went on without these pages: flagged
+        flags["research_unavailable"] = dg.MetadataValue.md(
+            "Written without these competitor pages:\n" + "\n".join(f"- {u['url']}: {u['reason']}" for u in unavailable)
+        )
     if brief["source"] == "spec":
         flags["brief_error"] = dg.MetadataValue.text(brief["error"])
     return materialize_result(outcome, checks=[check], preview=dg.MetadataValue.md(brief["markdown"]), **flags)
