@@ -42,9 +42,11 @@ RUN_END = (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE, dg.
 
 # --- the assets' side ---------------------------------------------------------------------------
 
-def run_with_progress(context: Any, spec: Any, work: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(work)``, each item outcome logged through ``context.log``
-    with running counts against what the spec expects of this asset."""
+def run_with_progress(spec: Any, work: Coroutine[Any, Any, T], context: Any = None) -> T:
+    """``asyncio.run(work)``, each item outcome logged through the running
+    asset's ``context.log`` with running counts against what the spec expects
+    of this asset (``context``: default, the asset's own, from Dagster)."""
+    context = context or dg.AssetExecutionContext.get()
     asset = context.asset_key.path[-1]
     try:
         total = expected_items(spec).get(asset, 0)
