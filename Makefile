@@ -1,12 +1,12 @@
-# The two commands of the README, plus the UI and the sandbox. Each target
-# creates .venv and installs the project on first use.
+# The two commands of the README, plus the UI, the sandbox and the definitions
+# check. Each target creates .venv and installs the project on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: run test dev sandbox screenshots clean
+.PHONY: run test check-defs dev sandbox screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(STAMP)
 ## test: the whole suite (Postgres-backed tests use 127.0.0.1:5432)
 test: $(STAMP)
 	$(BIN)/pytest
+
+## check-defs: `dg check defs`, failing on any warning about our code (.ci/check-defs)
+check-defs: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	bash .ci/check-defs
 
 ## dev: the Dagster UI and daemon on http://127.0.0.1:3000
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -26,15 +26,9 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import (
-    PROJECT,
-    dagster_processes,
-    duplicates,
-    free_port,
-    graphql,
-    sandbox_process,
-    temp_project,
-)
+from campaign_assets_tests.support.dagster import PROJECT, dagster_processes, graphql, temp_project
+from campaign_assets_tests.support.ports import free_port
+from campaign_assets_tests.support.sandbox import duplicates, sandbox_process
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {

@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from campaign_assets_tests.support.in_flight import peak_in_flight
+
 
 @dataclass(frozen=True)
 class Call:
@@ -20,16 +22,6 @@ class Call:
     seconds: float
     after: tuple[str, ...] = ()
     holds_slot: bool = True  # a Canva upload job runs at the vendor without a request in flight
-
-
-def peak_in_flight(intervals: Iterable[tuple[float, float]]) -> int:
-    """Most intervals open at once; one ending as another starts does not overlap it."""
-    edges = sorted(edge for start, end in intervals for edge in ((start, 1), (end, -1)))
-    now = peak = 0
-    for _, delta in edges:
-        now += delta
-        peak = max(peak, now)
-    return peak
 
 
 @dataclass

@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import duplicates, max_concurrency, sandbox_process, temp_project
+from campaign_assets_tests.support.dagster import temp_project
+from campaign_assets_tests.support.in_flight import max_concurrency
+from campaign_assets_tests.support.sandbox import duplicates, sandbox_process
 from benchmarks.ideal import SEED_CAPS, seed_workload, sequential_seconds, simulate
 
 SEED = "q4-product-launch"
@@ -93,7 +95,7 @@ def run_sequential(env: dict[str, str]) -> float:
 def run_dagster(campaign: str) -> dict[str, Any]:
     import dagster as dg
 
-    from campaign_assets.concurrency import apply_pool_limits
+    from campaign_assets.runs import apply_pool_limits
     from campaign_assets.definitions import campaign_job_def
     from campaign_assets.launch import QUIET
 

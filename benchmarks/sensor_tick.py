@@ -20,8 +20,9 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from campaign_assets.automation import PARTITIONS, campaign_specs_sensor
+from campaign_assets.defs.automation.spec_sensor import campaign_specs_sensor
 from campaign_assets.resources import WorkspaceResource
+from campaign_assets.settings import PARTITIONS
 
 GOAL_S = 2.0
 SEED = Path(__file__).resolve().parents[1] / "campaigns" / "q4-product-launch.yaml"

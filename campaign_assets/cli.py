@@ -24,9 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from campaign_assets.settings import DEFAULT_DAGSTER_HOME
+from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_DAGSTER_HOME, DEFAULT_WORKSPACE_DIR
 from campaign_assets.spec import CampaignSpec, SpecError, find_spec_path, load_spec, scan_campaigns
-
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def ensure_dagster_home() -> Path:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", "campaigns"))
+    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
     targets, errors = resolve_targets(args.targets, campaigns_dir)
     if not targets and not errors:
         errors.append(SpecError(str(campaigns_dir), [("", "no campaign specs found")]))
@@ -140,7 +139,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home,
         show_progress=os.environ.get("CAMPAIGN_PROGRESS", "on") != "off",
     )
-    code = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", "workspace")))
+    code = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", DEFAULT_WORKSPACE_DIR)))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("SUCCESS", "PARTIAL", "FAILURE")}
     print(f"done in {time.monotonic() - started:.1f}s: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
     return code
@@ -154,8 +153,7 @@ def open_instance(home: Path, campaigns: Sequence[str] = ()):
     are swept first."""
     import dagster as dg
 
-    from campaign_assets.concurrency import apply_pool_limits
-    from campaign_assets.runs import instance_lock, sweep_dead_runs
+    from campaign_assets.runs import apply_pool_limits, instance_lock, sweep_dead_runs
     from campaign_assets.settings import PARTITIONS
 
     with instance_lock(home):
@@ -182,7 +180,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from campaign_assets.resources import build_resources
     from campaign_assets.status import campaign_status, describe
 
-    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", "campaigns"))
+    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
     targets, errors = resolve_targets(args.campaigns, campaigns_dir)
     for exc in errors:
         _print_error(exc)
@@ -205,7 +203,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_pools(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from campaign_assets.concurrency import POOL_LIMITS, apply_pool_limits
+    from campaign_assets.runs import apply_pool_limits
+    from campaign_assets.settings import POOL_LIMITS
 
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()

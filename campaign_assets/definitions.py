@@ -1,21 +1,28 @@
-"""The code location: ``dagster dev`` and ``dg dev`` load ``defs`` from here."""
+"""The code location: ``dagster dev`` and ``dg`` load ``defs`` from here.
+
+Every Dagster object lives under ``campaign_assets/defs/`` (loaded by
+``dg.load_from_defs_folder``); this module adds the executor, and
+``build_defs(env)`` binds the resources of a given environment (tests, the
+CLI's reconstructable ``campaign_job_def``).
+"""
 
 from __future__ import annotations
 
-import os
+import pkgutil
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 
-from campaign_assets.assets import campaign as campaign_assets_module
-from campaign_assets.assets.common import SERVICE_TAG
-from campaign_assets.automation import JOBS, SCHEDULES, SENSORS
+from campaign_assets import defs as defs_package
 from campaign_assets.resources import build_resources
+from campaign_assets.settings import CAMPAIGN_JOB, SERVICE_TAG
 
-campaign_job = dg.define_asset_job(
-    "campaign_job",
-    selection=dg.AssetSelection.groups("campaign_inputs", "planning", "creative", "content", "activation", "reporting"),
-    description="Materialize every artifact of one campaign, from spec to summary report.",
-)
+# Every module of the code location: the forkserver imports them once, so a
+# step process starts with them (and workflows, services, pandas...) in memory
+# instead of importing them again (seconds per step).
+PRELOAD = [__name__, *(m.name for m in pkgutil.walk_packages(defs_package.__path__, f"{defs_package.__name__}."))]
 
 # I/O-bound steps: far more steps than cores can wait on vendors at once.
 # forkserver with the code location preloaded keeps the per-step start cheap;
@@ -24,7 +31,7 @@ campaign_job = dg.define_asset_job(
 executor = dg.multiprocess_executor.configured(
     {
         "max_concurrent": 16,
-        "start_method": {"forkserver": {"preload_modules": ["campaign_assets.definitions"]}},
+        "start_method": {"forkserver": {"preload_modules": PRELOAD}},
         "tag_concurrency_limits": [
             {"key": SERVICE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         ],
@@ -32,17 +39,24 @@ executor = dg.multiprocess_executor.configured(
 )
 
 
-def build_defs(env: dict[str, str] | None = None) -> dg.Definitions:
-    """The definitions for an environment (``os.environ`` by default):
-    services whose token variable is set speak HTTP, the others run locally."""
+PROJECT = Path(__file__).parent
+
+
+def build_defs(env: Mapping[str, str] | None = None) -> dg.Definitions:
+    """Everything under ``defs/`` with the executor. The resources are those
+    of ``defs/resources.py`` (``os.environ``), or of ``env`` when given."""
+    folder = dg.load_from_defs_folder(path_within_project=PROJECT)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([campaign_assets_module]),
-        asset_checks=dg.load_asset_checks_from_modules([campaign_assets_module]),
-        jobs=[campaign_job, *JOBS],
-        sensors=SENSORS,
-        schedules=SCHEDULES,
-        resources=build_resources(os.environ if env is None else env),
+        assets=folder.assets,
+        asset_checks=folder.asset_checks,
+        jobs=folder.jobs,
+        sensors=folder.sensors,
+        schedules=folder.schedules,
+        resources=folder.resources if env is None else build_resources(env),
         executor=executor,
+        loggers=folder.loggers,
+        metadata=folder.metadata,
+        component_tree=folder.component_tree,
     )
 
 
@@ -52,5 +66,15 @@ def defs() -> dg.Definitions:
 
 
 def campaign_job_def() -> dg.JobDefinition:
-    """Reconstructable entry point for ``execute_job`` (the CLI's launch)."""
-    return build_defs().resolve_job_def("campaign_job")
+    """Reconstructable entry point for ``execute_job`` (the CLI's launch).
+
+    Every step process calls it, so it builds only what the job needs, from
+    the same folder: ``defs/campaign`` and ``defs/resources.py``. The whole
+    folder through ``load_from_defs_folder`` would also describe the installed
+    component types for the UI: 0.3 CPU-seconds more per step on two cores.
+    """
+    tree = dg.ComponentTree.for_project(path_within_project=PROJECT)
+    with warnings.catch_warnings():  # the folder loader's own module loader is in preview
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        parts = [tree.build_defs(path) for path in ("campaign", "resources.py")]
+    return dg.Definitions.merge(*parts, dg.Definitions(executor=executor)).resolve_job_def(CAMPAIGN_JOB)

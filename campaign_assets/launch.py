@@ -20,10 +20,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from campaign_assets.core.items import ACTIONS
 from campaign_assets.runs import LAUNCHER_TAG, campaign_turn, launcher_token
+from campaign_assets.settings import PARTITION_TAG
 from campaign_assets.spec import CampaignSpec
 
-COUNT_KEYS = ("created", "reused", "updated", "fallback", "failed")
 # The console shows warnings and errors; the event log keeps every event.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -65,14 +66,14 @@ def run_campaign(
         with campaign_turn(instance, home, campaign):
             return run_campaign(instance, job, campaign)
     started = time.monotonic()
-    tags = {"dagster/partition": campaign, LAUNCHER_TAG: launcher_token()}
+    tags = {PARTITION_TAG: campaign, LAUNCHER_TAG: launcher_token()}
     with dg.execute_job(job, instance=instance, run_config=QUIET, tags=tags, raise_on_error=False) as result:
         outcome = CampaignOutcome(campaign, result.run_id, result.success, time.monotonic() - started)
         for event in result.get_asset_materialization_events():
             mat = event.materialization
             meta = mat.metadata
             outcome.assets[mat.asset_key.to_user_string()] = {
-                k: int(meta[f"items_{k}"].value) for k in COUNT_KEYS if f"items_{k}" in meta
+                k: int(meta[f"items_{k}"].value) for k in ACTIONS if f"items_{k}" in meta
             }
         for evaluation in result.get_asset_check_evaluations():
             outcome.checks.append(
@@ -118,7 +119,7 @@ def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignS
         detail = f", {o.failed_items} item(s) failed" if o.status == "PARTIAL" else ""
         print(f"\n{o.campaign}: {o.status} in {o.seconds:.1f}s (run {o.run_id[:8]}{detail})")
         for asset, counts in o.assets.items():
-            detail = "  ".join(f"{k} {counts[k]}" for k in COUNT_KEYS if k in counts) or "materialized"
+            detail = "  ".join(f"{k} {counts[k]}" for k in ACTIONS if k in counts) or "materialized"
             print(f"  {asset:<18} {detail}")
         for step in o.failed_steps:
             print(f"  {step:<18} FAILED")

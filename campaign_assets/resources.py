@@ -18,13 +18,14 @@ from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
+from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_WORKSPACE_DIR
 
 
 class WorkspaceResource(dg.ConfigurableResource):
     """Where specs are read from and where local artifacts land."""
 
-    campaigns_dir: str = Field(default="campaigns", description="Folder of campaign spec files.")
-    root: str = Field(default="workspace", description="Artifacts land in ROOT/ORGANIZATION/CAMPAIGN/.")
+    campaigns_dir: str = Field(default=DEFAULT_CAMPAIGNS_DIR, description="Folder of campaign spec files.")
+    root: str = Field(default=DEFAULT_WORKSPACE_DIR, description="Artifacts land in ROOT/ORGANIZATION/CAMPAIGN/.")
 
     def campaign_dir(self, organization: str, campaign: str) -> Path:
         path = Path(self.root).resolve() / organization / campaign
@@ -42,7 +43,7 @@ class LedgerResource(dg.ConfigurableResource):
     """
 
     url: str | None = Field(default=None, description="SQLAlchemy URL (set through EnvVar).")
-    sqlite_path: str = Field(default="workspace/ledger.sqlite", description="Used when url is unset.")
+    sqlite_path: str = Field(default=f"{DEFAULT_WORKSPACE_DIR}/ledger.sqlite", description="Used when url is unset.")
 
     _ledger: Ledger | None = PrivateAttr(default=None)
 

@@ -16,7 +16,11 @@ takes the same turn here:
   with SIGKILL, a crashed terminal) stays STARTED for good in Dagster's eyes
   and keeps its pool slots. Each such run carries the launching process in
   ``LAUNCHER_TAG``; the next launch, ``campaign-assets status`` and the
-  ``dead_cli_runs_sensor`` mark it failed and free its pool slots at once.
+  ``dead_cli_runs_sensor`` mark it failed and free its pool slots at once;
+- ``apply_pool_limits``: Dagster keeps per-pool limits (steps per service
+  across runs) in the instance, not in dagster.yaml (which only holds
+  ``default_limit``), so ``campaign-assets launch`` and ``pools`` write
+  ``settings.POOL_LIMITS`` there.
 
 Item claims in the ledger are what finally keeps each vendor object exactly
 once (a run of the UI may still start beside a launch between two polls);
@@ -29,14 +33,14 @@ import fcntl
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
-from campaign_assets.settings import PARTITION_TAG
+from campaign_assets.settings import PARTITION_TAG, POOL_LIMITS
 
 LAUNCHER_TAG = "campaign_assets/launcher"  # host:pid of the launch executing the run
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -87,6 +91,18 @@ def sweep_dead_runs(instance: dg.DagsterInstance, campaigns: Sequence[str] | Non
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         swept.append(DeadRun(run.run_id, campaign, token))
     return swept
+
+
+def apply_pool_limits(instance: dg.DagsterInstance, limits: Mapping[str, int] = POOL_LIMITS) -> dict[str, int]:
+    """Set each pool's limit in the instance (idempotent); returns what changed."""
+    storage = instance.event_log_storage
+    changed = {}
+    current = {key: storage.get_concurrency_info(key).slot_count for key in storage.get_concurrency_keys()}
+    for pool, limit in limits.items():
+        if current.get(pool) != limit:
+            storage.set_concurrency_slots(pool, limit)
+            changed[pool] = limit
+    return changed
 
 
 @contextmanager

@@ -94,7 +94,13 @@ def test_every_asset_materializes_real_artifacts(project: dict[str, str]) -> Non
     assert meta["media_plan"]["preview"].value.startswith("| channel | DSP | weeks |")
     assert meta["creatives"]["preview"].value.count("data:image/png;base64,") == 4
     assert isinstance(meta["creatives"]["design 300x250"], dg.UrlMetadataValue)
-    assert meta["project_tasks"]["asana/stats"].value["calls"] == 14
+    # One top-level numeric key per service number, so the UI charts each over time.
+    tasks = meta["project_tasks"]
+    assert isinstance(tasks["asana/calls"], dg.IntMetadataValue) and tasks["asana/calls"].value == 14
+    assert isinstance(tasks["asana/wall_seconds"], dg.FloatMetadataValue)
+    assert tasks["asana/backend"].value == "local" and "asana/stats" not in tasks
+    for name in ("calls", "retries", "failures", "seconds", "max_in_flight"):
+        assert isinstance(tasks[f"asana/{name}"], (dg.IntMetadataValue, dg.FloatMetadataValue)), name
 
 
 def test_second_materialization_reuses_everything_and_adds_no_rows(project: dict[str, str]) -> None:

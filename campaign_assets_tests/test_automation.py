@@ -9,19 +9,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from campaign_assets.automation import (
-    PARTITIONS,
+from campaign_assets.defs.automation.report_schedule import (
     REPORT_ASSET,
-    SensorCursor,
-    campaign_specs_sensor,
     report_refresh_job,
     report_refresh_schedule,
     report_run_key,
     report_run_requests,
-    scan_folder,
 )
+from campaign_assets.defs.automation.spec_sensor import SensorCursor, campaign_specs_sensor, scan_folder
+from campaign_assets.defs.campaign.common import campaigns_partitions
+from campaign_assets.definitions import build_defs
 from campaign_assets.ledger import Ledger, Scope
 from campaign_assets.resources import LedgerResource, WorkspaceResource
+from campaign_assets.settings import CAMPAIGN_JOB, PARTITIONS, REPORT_REFRESH_JOB
 from campaign_assets.spec import load_spec, spec_hash
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "campaigns"
@@ -164,7 +164,7 @@ def test_known_partition_already_materialized_with_this_spec_is_adopted(
 ) -> None:
     """Cursor lost (or campaign launched from the CLI): no run storm for specs
     whose campaign_spec was materialized with the same hash."""
-    from campaign_assets.assets.campaign import campaign_spec
+    from campaign_assets.defs.campaign.assets import campaign_spec
 
     instance.add_dynamic_partitions(PARTITIONS, IDS)
     workspace = WorkspaceResource(campaigns_dir=str(folder))
@@ -184,8 +184,6 @@ def test_unreadable_cursor_starts_over() -> None:
 
 
 def test_sensor_targets_campaign_job_and_runs_by_default() -> None:
-    from campaign_assets.definitions import build_defs
-
     defs = build_defs({})
     sensor = defs.resolve_sensor_def("campaign_specs_sensor")
     assert sensor.job_name == "campaign_job"
@@ -267,4 +265,13 @@ def test_schedule_skips_when_nothing_is_live(instance: dg.DagsterInstance, folde
 
 
 def test_report_refresh_job_selects_only_the_report() -> None:
-    assert report_refresh_job.name == "report_refresh_job"
+    defs = build_defs({})
+    assert report_refresh_job.name == REPORT_REFRESH_JOB
+    assert report_refresh_job.selection.resolve(defs.resolve_asset_graph()) == {REPORT_ASSET}
+    job = defs.resolve_job_def(REPORT_REFRESH_JOB)
+    assert job.asset_layer.executable_asset_keys == {REPORT_ASSET}
+    assert [node.name for node in job.nodes] == ["summary_report"]
+    # One campaign per run: the same dynamic partitions as the assets and campaign_job.
+    assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
+    assert job.partitions_def.name == PARTITIONS
+    assert job.partitions_def == campaigns_partitions == defs.resolve_job_def(CAMPAIGN_JOB).partitions_def

@@ -19,23 +19,9 @@ from campaign_assets.services.sheets import HttpSheets, LocalSheets, SheetRef, S
 from campaign_assets.spec import parse_spec
 
 from .conftest import EXAMPLES, SEED
+from .support.hostile import HOSTILE_TEXT
 
-HOSTILE = [
-    "=1+2",
-    "+SUM(A1)",
-    "-2+3",
-    "@cmd",
-    "\t=x",
-    "\r=x",
-    "=HYPERLINK(\"http://evil.example\",\"click\")",
-    "=cmd|' /C calc'!A0",
-    "-",
-    "'=already quoted",
-    "a,b,\"c\"\nnext line",
-    "<script>alert(1)</script>",
-    "\u202e=1+2",
-    "x" * 5000,
-]
+HOSTILE = HOSTILE_TEXT
 
 
 def read_back(text: str) -> list[list[str]]:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,8 @@ from campaign_assets.ledger import Ledger
 from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer, service_env
 
-from benchmarks.common import objects_by_marker
+from campaign_assets_tests.support.processes import wait_for
+from campaign_assets_tests.support.sandbox import objects_by_marker
 
 from .conftest import EXAMPLES, PROJECT, SEED
 
@@ -154,15 +154,15 @@ def test_a_launch_killed_with_sigkill_then_launched_again_is_exact_and_frees_eve
         Path(env["WORKSPACE_DIR"]).mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(ledger_url(env))
     victim = launch(env, tmp_path)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # kill once items are in flight and some are done
+
+    def mid_item() -> bool:  # kill once items are in flight and some are done
         statuses = Counter(s for _, s in _rows(engine))
         if statuses["created"] >= 5 and statuses["pending"] >= 1:
-            break
+            return True
         assert victim.poll() is None, victim.communicate()[0][-3000:]
-        time.sleep(0.1)
-    else:
-        pytest.fail("the launch never had items in flight")
+        return False
+
+    wait_for("the launch to have items in flight", mid_item, timeout=300, interval=0.1)
     os.killpg(victim.pid, signal.SIGKILL)  # the launch and every step process, mid-item
     victim.wait()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from campaign_assets.automation import campaign_run_failure_sensor, notify_run_failure
+from campaign_assets.defs.automation.run_monitoring import campaign_run_failure_sensor, notify_run_failure
 from campaign_assets.resources import build_resources
 from campaign_assets.runs import (
     LAUNCHER_TAG,

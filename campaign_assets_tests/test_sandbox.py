@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +22,9 @@ import pytest
 from PIL import Image
 
 from campaign_assets.sandbox import SandboxConfig, SandboxServer, service_env
+
+from campaign_assets_tests.support.processes import wait_for
+from campaign_assets_tests.support.sandbox import read_exports
 
 SCALE = 0.001
 TOKEN = "sandbox-test-token"
@@ -548,8 +553,8 @@ def test_rate_limit_answers_429_without_retry_after(
 
 
 def test_concurrency_cap_refuses_the_excess(sandbox: SandboxServer) -> None:
-    sandbox.reset(
-        scale=0.01, limits={"asana": [limit("concurrent writes", methods=["POST"], max_concurrency=2)]}
+    sandbox.reset(  # each accepted write takes a second: the five requests all arrive while two are held
+        scale=0.05, limits={"asana": [limit("concurrent writes", methods=["POST"], max_concurrency=2)]}
     )
 
     async def burst() -> list[httpx.Response]:
@@ -629,6 +634,7 @@ def test_lost_response_on_a_bodiless_delete_still_breaks_the_connection(
 def test_faults_before_the_write_store_nothing(
     sandbox: SandboxServer, client: httpx.Client, kind: str, error: type[Exception]
 ) -> None:
+    sandbox.reset(timeout_hold_s=30)  # far past the client's timeout, however slow the machine
     sandbox.queue_fault("google-docs", kind, endpoint="POST /v1/documents")
     with pytest.raises(error):
         client.post("/google-docs/v1/documents", json={"title": "doc"}, timeout=0.1)
@@ -743,6 +749,9 @@ def test_service_env_points_every_client_at_the_sandbox(sandbox: SandboxServer) 
 
 
 def test_command_line_prints_exports_and_stops_on_ctrl_c() -> None:
+    """Ctrl-C shuts uvicorn down for real (it logs it), and a request held by a long
+    ``timeout`` fault is cancelled after the grace second instead of holding the exit."""
+    hold_s = 600
     process = subprocess.Popen(
         [
             sys.executable,
@@ -756,19 +765,40 @@ def test_command_line_prints_exports_and_stops_on_ctrl_c() -> None:
             "0",
             "--seed",
             "1",
+            "--timeout-hold",
+            str(hold_s),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None
         first = process.stdout.readline().strip()
         assert first.startswith("export LLM_BASE_URL=http://127.0.0.1:")
         url = first.split("=", 1)[1].removesuffix("/openai/v1")
+        env = read_exports(itertools.chain([first], process.stdout))
+        assert env == service_env(url)
         assert httpx.get(f"{url}/_sandbox/health").json() == {"ok": True}
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        httpx.post(f"{url}/_sandbox/faults", json={"vendor": "google-sheets", "kind": "timeout"}).raise_for_status()
+        with httpx.Client(base_url=url, headers=AUTH, timeout=hold_s) as held:
+            with ThreadPoolExecutor(1) as pool:
+                request = pool.submit(held.post, "/google-sheets/v4/spreadsheets", json={"properties": {"title": "s"}})
+                wait_for("the held request", lambda: _in_flight(url), timeout=60, interval=0.05)
+                process.send_signal(signal.SIGINT)
+                stderr = process.communicate(timeout=120)[1]  # generous: a busy machine is slow, not stuck
+                assert process.returncode == 0, stderr
+                with pytest.raises(httpx.HTTPError):
+                    request.result(timeout=60).raise_for_status()  # cut short, long before the hold ends
+        assert "Shutting down" in stderr and "Finished server process" in stderr, stderr  # a real shutdown
     finally:
-        process.kill()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(60)
+
+
+def _in_flight(url: str) -> bool:
+    calls = httpx.get(f"{url}/_sandbox/state").json()["calls"]
+    return any(c["vendor"] == "google-sheets" and c["end"] is None for c in calls)

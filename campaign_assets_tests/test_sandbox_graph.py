@@ -18,7 +18,8 @@ from campaign_assets.sandbox.config import FaultSpec, SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer, service_env
 from campaign_assets.spec import scan_campaigns
 
-from benchmarks.common import max_concurrency, objects_by_marker, vendor_of
+from campaign_assets_tests.support.in_flight import max_concurrency, vendor_of
+from campaign_assets_tests.support.sandbox import objects_by_marker
 
 from .conftest import SEED
 
@@ -130,7 +131,7 @@ def test_a_vendor_wholly_down_falls_back_to_local_then_publishes_when_back(
 def test_two_runs_at_once_overlap_their_assets_and_hold_every_cap(
     http_project: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    from campaign_assets.concurrency import SERVICE_CAPS
+    from campaign_assets.settings import SERVICE_CAPS
 
     sandbox.reset(scale=0.02)  # long enough calls for steps to overlap visibly
     env = os.environ | http_project | {"DAGSTER_HOME": str(tmp_path / "home")}

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from campaign_assets.services.slots import SlotBoard, service_slots
 
+from campaign_assets_tests.support.processes import wait_for
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -32,6 +34,7 @@ def test_the_cap_holds_across_independent_boards(url: str) -> None:
     in_flight = peak = done = 0
     errors: list[BaseException] = []
     lock = threading.Lock()
+    filled = threading.Event()  # set once `cap` calls hold a slot together: the cap is reached
 
     def worker() -> None:
         board = SlotBoard(url, poll_s=0.002, max_poll_s=0.01)  # its own engine, as another process would have
@@ -42,7 +45,11 @@ def test_the_cap_holds_across_independent_boards(url: str) -> None:
                 with lock:
                     in_flight += 1
                     peak = max(peak, in_flight)
-                await asyncio.sleep(0.05)  # long enough, next to a claim's thread hop, for the cap to fill
+                    if in_flight == cap:
+                        filled.set()
+                # The first holders wait for the cap to fill (however slow the machine), then all run on.
+                assert await asyncio.to_thread(filled.wait, 60), "the cap never filled"
+                await asyncio.sleep(0.005)
                 with lock:
                     in_flight -= 1
                     done += 1
@@ -70,13 +77,16 @@ def test_the_cap_holds_across_independent_boards(url: str) -> None:
 
 
 def test_an_expired_lease_is_reclaimed_and_services_are_independent(url: str) -> None:
-    dead = SlotBoard(url, lease_s=0.2)
+    clock = Clock()  # one injected clock: the lease expires when the test says, not when the machine does
+    dead = SlotBoard(url, lease_s=0.2, clock=clock)
     assert dead.try_claim("images", 1) is not None  # a process that dies holding its slot
-    alive = SlotBoard(url)
+    alive = SlotBoard(url, clock=clock)
     assert alive.try_claim("images", 1) is None
     assert alive.try_claim("canva", 1) is not None
-    time.sleep(0.3)
-    assert alive.try_claim("images", 1) is not None
+    clock.now += 0.1
+    assert alive.try_claim("images", 1) is None  # within the lease
+    clock.now += 0.2
+    assert alive.try_claim("images", 1) is not None  # past it
     dead.dispose()
     alive.dispose()
 
@@ -117,11 +127,11 @@ def test_a_killed_holders_slot_is_reclaimed_on_the_next_claim(url: str, tmp_path
     env = dict(os.environ, PYTHONPATH=str(PROJECT))
     child = subprocess.Popen([sys.executable, "-c", HOLDER, url, str(marker)], env=env, cwd=PROJECT)
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
+        def claimed() -> bool:
             assert child.poll() is None, f"holder exited with {child.returncode}"
-            assert time.monotonic() < deadline, "holder never claimed"
-            time.sleep(0.01)
+            return marker.exists()
+
+        wait_for("the holder's claim", claimed, timeout=60, interval=0.01)
         clock = Clock()  # frozen: the holder's lease cannot expire here
         board = SlotBoard(url, clock=clock)
         assert board.try_claim("images", 1) is None  # alive: its slot is its own
@@ -177,10 +187,11 @@ def test_the_heartbeat_keeps_a_long_calls_slot(url: str) -> None:
 
 def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> None:
     board = SlotBoard(url)
-    gate = threading.Event()
+    gate, claiming = threading.Event(), threading.Event()
     original = board.try_claim
 
     def slow_claim(service: str, cap: int):
+        claiming.set()
         gate.wait(30)
         return original(service, cap)
 
@@ -192,7 +203,7 @@ def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> 
                 raise AssertionError("never entered")
 
         task = asyncio.create_task(waiter())
-        await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(claiming.wait, 30)  # the claim is under way in its thread
         task.cancel()
         gate.set()
         with pytest.raises(asyncio.CancelledError):
@@ -200,8 +211,6 @@ def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> 
         await asyncio.sleep(0)
 
     asyncio.run(scenario())
-    deadline = time.monotonic() + 10  # well within the 30 s lease: released, not expired
-    while board.in_use("docs"):
-        assert time.monotonic() < deadline, "the late claim leaked"
-        time.sleep(0.01)
+    # Well within the 30 s lease: released, not expired.
+    wait_for("the late claim's release", lambda: board.in_use("docs") == 0, timeout=10, interval=0.01)
     board.dispose()

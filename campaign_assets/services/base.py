@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import dagster as dg
 from pydantic import Field
 
-from campaign_assets.concurrency import SERVICE_CAPS
+from campaign_assets.settings import SERVICE_CAPS
 from campaign_assets.services.http import HttpSession, RetryPolicy
 from campaign_assets.services.slots import SlotBoard
 

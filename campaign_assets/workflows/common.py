@@ -19,6 +19,7 @@ from typing import Any
 from campaign_assets.core.items import Attempt, ItemReport, VendorRef
 from campaign_assets.ledger import LedgerRow, Scope
 from campaign_assets.services.protocols import Docs
+from campaign_assets.settings import scope as scope_of  # one home: settings.scope
 from campaign_assets.spec import CampaignSpec
 
 Create = Callable[[Any, Attempt], Awaitable[VendorRef]]
@@ -34,8 +35,6 @@ class Outcome:
     links: dict[str, str | None] = field(default_factory=dict)
 
 
-def scope_of(spec: CampaignSpec, asset: str) -> Scope:
-    return Scope(spec.organization, spec.id, asset)
 
 
 @asynccontextmanager

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 import pickle
-import socket
 from typing import Any
 
 import pytest
+
+from campaign_assets_tests.support.ports import free_port
 
 from campaign_assets.services.http import (
     AmbiguousWriteError,
@@ -124,9 +125,7 @@ def test_a_success_between_failures_resets_the_count(server: Server) -> None:
 
 def test_transport_errors_count_as_down() -> None:
     """Nothing listens: connection refused on every attempt, three requests, then fail fast."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
 
     async def main() -> list[BaseException | None]:
         async with session(f"http://127.0.0.1:{port}", sleep=no_sleep) as http:

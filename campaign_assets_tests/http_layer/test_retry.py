@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-import socket
 from typing import Any
 
 import pytest
+
+from campaign_assets_tests.support.ports import free_port
 
 from campaign_assets.services.http import (
     AmbiguousWriteError,
@@ -256,10 +257,7 @@ def test_dropped_connection_get_is_retried_post_is_ambiguous(server: Server) -> 
 
 
 def test_connect_error_is_retried_even_for_post_because_nothing_was_sent() -> None:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
+    port = free_port()  # nothing listens there
 
     async def main() -> Any:
         async with session(f"http://127.0.0.1:{port}") as http:

@@ -1,29 +1,25 @@
-"""The campaign graph (DESIGN.md §2): one partition per campaign.
+"""The campaign graph (DESIGN.md §2) and its checks: one partition per campaign.
 
 Each asset reads like a row of the design table: what it needs, which
 services it calls, what it hands on. The work itself lives in
-``campaign_assets.workflows``.
+``campaign_assets.workflows``; what every asset shares, in ``common``.
 """
 
-
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from campaign_assets.assets.common import (
-    OWNER,
+from campaign_assets import workflows as wf
+from campaign_assets.defs.campaign.common import (
     campaigns_partitions,
+    creatives_preview,
     failed_check,
-    report_metadata,
-    scope,
+    materialize_result,
     service_asset,
-    service_metadata,
     url,
 )
 from campaign_assets.logic.media_plan import build_media_plan, plan_markdown, plan_outside_flight, plan_total_cents
-from campaign_assets.logic.render import thumbnail_uri
 from campaign_assets.progress import run_with_progress
 from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
@@ -34,28 +30,8 @@ from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
+from campaign_assets.settings import OWNER, scope
 from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, find_spec_path, load_spec, spec_hash
-from campaign_assets import workflows as wf
-
-
-def creatives_preview(creatives: list[dict[str, Any]]) -> str:
-    """Thumbnails of every creative, with its size and design link."""
-    if not creatives:
-        return "(no creatives)"
-    rows = ["| size | preview | design |", "| --- | --- | --- |"]
-    for c in creatives:
-        path = Path(c["path"])
-        thumb = f"![{c['size']}]({thumbnail_uri(path.read_bytes())})" if path.exists() else "—"
-        rows.append(f"| {c['size']} | {thumb} | [open]({c['edit_url']}) |")
-    return "\n".join(rows)
-
-
-def _result(
-    outcome: wf.Outcome, *, checks: list[dg.AssetCheckResult] = (), **metadata: Any
-):
-    meta = report_metadata(*outcome.reports) | service_metadata(outcome.clients)
-    meta |= {name: url(link) for name, link in outcome.links.items()}
-    return dg.MaterializeResult(value=outcome.value, metadata=meta | metadata, check_results=list(checks))
 
 
 _SECTION_USE = {
@@ -144,7 +120,7 @@ def campaign_brief(
     flags = {"brief_source": brief["source"]}
     if brief["source"] == "spec":
         flags["brief_error"] = dg.MetadataValue.text(brief["error"])
-    return _result(outcome, checks=[check], preview=dg.MetadataValue.md(brief["markdown"]), **flags)
+    return materialize_result(outcome, checks=[check], preview=dg.MetadataValue.md(brief["markdown"]), **flags)
 
 
 @dg.asset(
@@ -192,7 +168,7 @@ def media_plan(
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"problems": dg.MetadataValue.json(outside)},
     )
-    return _result(
+    return materialize_result(
         outcome,
         checks=[sums, within],
         preview=dg.MetadataValue.md(plan_markdown(plan, spec.budget.currency)),
@@ -216,7 +192,7 @@ def project_tasks(
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = run_with_progress(spec, wf.make_project(spec, asana, ledger.open(), out))
     tasks = outcome.reports[-1]
-    return _result(outcome, checks=[failed_check("all_tasks_created", tasks, "tasks")], **{"dagster/row_count": len(tasks.succeeded)})
+    return materialize_result(outcome, checks=[failed_check("all_tasks_created", tasks, "tasks")], **{"dagster/row_count": len(tasks.succeeded)})
 
 
 @dg.asset(
@@ -242,7 +218,7 @@ def creatives(
     outcome = run_with_progress(spec, wf.make_creatives(spec, images, canva, ledger.open(), out))
     check = failed_check("all_creatives_produced", outcome.reports[0], "creatives")
     links = {f"design {c['size']}": url(c["edit_url"]) for c in outcome.value}
-    return _result(
+    return materialize_result(
         outcome,
         checks=[check],
         preview=dg.MetadataValue.md(creatives_preview(outcome.value)),
@@ -277,7 +253,7 @@ def content_pieces(
             "Written from the spec's own key messages: no brief could be written "
             f"({campaign_brief.get('error', '')})."
         )
-    return _result(outcome, checks=[check], **flags, **{"dagster/row_count": len(outcome.value)})
+    return materialize_result(outcome, checks=[check], **flags, **{"dagster/row_count": len(outcome.value)})
 
 
 @dg.asset(
@@ -302,7 +278,7 @@ def content_library(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"in_vault": stored, "expected": expected},
     )
-    return _result(outcome, checks=[check], **{"dagster/row_count": stored})
+    return materialize_result(outcome, checks=[check], **{"dagster/row_count": stored})
 
 
 @dg.asset(
@@ -349,7 +325,7 @@ def dsp_activation(
     out = workspace.campaign_dir(spec.organization, spec.id)
     outcome = run_with_progress(spec, wf.activate_dsps(spec, media_plan, dsp, ledger.open(), out))
     check = failed_check("all_line_items_created", outcome.reports[0], "line_items")
-    return _result(outcome, checks=[check], **{"dagster/row_count": len(outcome.value)})
+    return materialize_result(outcome, checks=[check], **{"dagster/row_count": len(outcome.value)})
 
 
 @dg.asset(
@@ -390,7 +366,7 @@ def summary_report(
     }
     outcome = run_with_progress(spec, wf.make_report(spec, links, llm, docs, slack, store, out))
     facts = outcome.value["facts"]
-    return _result(
+    return materialize_result(
         outcome,
         upstream_failures=facts["failure_count"],
         upstream_fallbacks=len(facts["fallbacks"]),

@@ -1,27 +1,30 @@
-"""What every campaign asset shares: the partitions, the tags, the metadata."""
+"""What every campaign asset shares: the partitions, the retry policy, the tags, the metadata.
+
+The partitions definition is used by the automation and teardown jobs too.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from campaign_assets.core.items import ACTIONS, ItemReport
-from campaign_assets.ledger import Scope
-from campaign_assets.spec import CampaignSpec
+from campaign_assets.logic.render import thumbnail_uri
+from campaign_assets.settings import OWNER, PARTITIONS, PRIORITY_TAG, SERVICE_TAG
 
-campaigns_partitions = dg.DynamicPartitionsDefinition(name="campaigns")
+if TYPE_CHECKING:
+    from campaign_assets.workflows import Outcome
+
+campaigns_partitions = dg.DynamicPartitionsDefinition(name=PARTITIONS)
 
 # Failures below the item level (the ledger database briefly unreachable, a
 # step process lost) retry the whole step: items already done are reused from
 # the ledger, so a retry redoes only what is missing. Item failures never
 # raise, so they never spend these.
 STEP_RETRY = dg.RetryPolicy(max_retries=3, delay=2.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-
-OWNER = "team:campaign-ops"
-SERVICE_TAG = "campaign_assets/service"
 
 
 def service_asset(service: str | None, *, critical: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -38,16 +41,12 @@ def service_asset(service: str | None, *, critical: bool = False, **kwargs: Any)
     }
     tags = {SERVICE_TAG: service} if service else {}
     if critical:
-        tags["dagster/priority"] = "10"
+        tags[PRIORITY_TAG] = "10"
     if service:
         extra["pool"] = service
     if tags:
         extra["op_tags"] = tags
     return extra | kwargs
-
-
-def scope(spec: CampaignSpec, asset: str) -> Scope:
-    return Scope(spec.organization, spec.id, asset)
 
 
 def report_metadata(*reports: ItemReport) -> dict[str, Any]:
@@ -72,11 +71,15 @@ def report_metadata(*reports: ItemReport) -> dict[str, Any]:
 
 
 def service_metadata(clients: Iterable[Any]) -> dict[str, Any]:
-    """Which backend ran for each service, and its calls, retries and timings."""
+    """Which backend ran for each service (``llm/backend``), and each of its
+    numbers as its own top-level key (``llm/calls``, ``llm/retries``,
+    ``llm/wall_seconds``...), so the UI can chart every one over time."""
     meta: dict[str, Any] = {}
     for client in clients:
-        meta[f"{client.service}/backend"] = client.backend
-        meta[f"{client.service}/stats"] = dg.MetadataValue.json(client.stats.as_metadata())
+        meta[f"{client.service}/backend"] = dg.MetadataValue.text(client.backend)
+        for name, number in client.stats.as_metadata().items():
+            value = dg.MetadataValue.float(number) if isinstance(number, float) else dg.MetadataValue.int(number)
+            meta[f"{client.service}/{name}"] = value
     return meta
 
 
@@ -100,5 +103,21 @@ def failed_check(check: str, report: ItemReport, what: str) -> dg.AssetCheckResu
     )
 
 
-def pretty(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)
+def materialize_result(outcome: Outcome, *, checks: Iterable[dg.AssetCheckResult] = (), **metadata: Any):
+    """An asset's result: the workflow's value, its item counts, its services'
+    numbers and its links, plus the asset's own ``metadata`` and ``checks``."""
+    meta = report_metadata(*outcome.reports) | service_metadata(outcome.clients)
+    meta |= {name: url(link) for name, link in outcome.links.items()}
+    return dg.MaterializeResult(value=outcome.value, metadata=meta | metadata, check_results=list(checks))
+
+
+def creatives_preview(creatives: list[dict[str, Any]]) -> str:
+    """Thumbnails of every creative, with its size and design link."""
+    if not creatives:
+        return "(no creatives)"
+    rows = ["| size | preview | design |", "| --- | --- | --- |"]
+    for c in creatives:
+        path = Path(c["path"])
+        thumb = f"![{c['size']}]({thumbnail_uri(path.read_bytes())})" if path.exists() else "—"
+        rows.append(f"| {c['size']} | {thumb} | [open]({c['edit_url']}) |")
+    return "\n".join(rows)

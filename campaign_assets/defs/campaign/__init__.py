@@ -1,0 +1,1 @@
+"""The campaign graph: its assets, their checks, and the job that materializes them."""

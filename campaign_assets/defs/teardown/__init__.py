@@ -1,0 +1,1 @@
+"""Teardown: the job that deletes what the ledger says a campaign created."""
