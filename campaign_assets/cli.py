@@ -136,7 +136,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
     print(f"DAGSTER_HOME={home}; launching {len(ids)} campaign(s): {', '.join(ids)}")
     started = time.monotonic()
     outcomes = launch_campaigns(
-        instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home
+        instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home,
+        show_progress=os.environ.get("CAMPAIGN_PROGRESS", "on") != "off",
     )
     code = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", DEFAULT_WORKSPACE_DIR)))
     counts = {s: sum(o.status == s for o in outcomes) for s in ("SUCCESS", "PARTIAL", "FAILURE")}

@@ -94,10 +94,18 @@ def launch_campaigns(
     campaigns: Sequence[str],
     parallel: int = 1,
     home: Path | None = None,
+    show_progress: bool = False,
 ) -> list[CampaignOutcome]:
     """One run per campaign; ``parallel`` runs at once (each run's steps run
     side by side under the multiprocess executor). With ``home`` each run
-    first takes its campaign's turn (``runs.campaign_turn``)."""
+    first takes its campaign's turn (``runs.campaign_turn``). With
+    ``show_progress`` a side thread follows the runs' event logs and shows
+    their progress on stdout (``campaign_assets.progress``)."""
+    if show_progress:
+        from campaign_assets.progress import following
+
+        with following(instance, campaigns):
+            return launch_campaigns(instance, job, campaigns, parallel, home)
     if parallel <= 1:
         return [run_campaign(instance, job, c, home) for c in campaigns]
     with ThreadPoolExecutor(max_workers=parallel) as pool:

@@ -66,7 +66,19 @@ def campaign_status(instance: dg.DagsterInstance, ledger: Ledger, spec: Campaign
         phase = "partial" if items["failed"] else "drafted"
     else:
         phase = "failed"
-    return {"campaign": spec.id, "organization": spec.organization, "phase": phase, "last_run": run, **items}
+    return {"campaign": spec.id, "organization": spec.organization, "phase": phase, "last_run": run, **items,
+            **run_progress_status(instance, spec, run)}
+
+
+def run_progress_status(instance: dg.DagsterInstance, spec: CampaignSpec, run: dict[str, Any] | None) -> dict[str, Any]:
+    """The last run's progress from its event log: ``progress_pct`` (items
+    done out of the items the spec expects, 0..100), steps running now
+    (``running``) and steps done out of total (``steps``)."""
+    from campaign_assets.progress import run_progress
+
+    if run is None:
+        return {"progress_pct": 0.0, "items_done": 0, "items_expected": 0, "running": [], "steps": None}
+    return run_progress(instance, run["run_id"], spec, run["status"])
 
 
 def describe(status: dict[str, Any]) -> list[str]:
@@ -77,6 +89,12 @@ def describe(status: dict[str, Any]) -> list[str]:
             f"  last run {run['run_id'][:8]} {run['status']} started {run['started_at'] or '-'}"
             + (f", {run['elapsed_s']}s" if run["elapsed_s"] is not None else "")
         )
+    if run and "progress_pct" in status:
+        lines.append(f"  progress {status['progress_pct']:g}% of items ({status['items_done']}/{status['items_expected']})"
+                     + (f", steps {status['steps']['done']}/{status['steps']['total']}" if status.get("steps") else ""))
+        for step in status.get("running") or []:
+            of = f" {step['items_done']}/{step['items_total']} items" if "items_total" in step else ""
+            lines.append(f"  running  {step['step']}{of}")
     counts = "  ".join(f"{k} {v}" for k, v in status["items"].items()) or "none"
     lines.append(f"  ledger items: {counts}")
     lines += [f"  failed   {f['asset']}/{f['item']}: {f['error']}" for f in status["failed"]]

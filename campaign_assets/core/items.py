@@ -57,6 +57,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -64,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from campaign_assets.core.errors import ServiceUnavailable
+from campaign_assets.core.progress import progress_hook
 from campaign_assets.ledger import Ledger, LedgerRow, Scope
 
 T = TypeVar("T")
@@ -162,6 +164,7 @@ class ItemReport:
 Create = Callable[[Item, Attempt], Awaitable[VendorRef]]
 Update = Callable[[Item, VendorRef, Attempt], Awaitable[VendorRef]]
 LibraryRow = Callable[[Item, VendorRef], Mapping[str, Any]]
+ProgressHook = Callable[[str, str, str, "str | None", int], None]  # service, key, action, error, batch size
 
 
 def _ref(row: LedgerRow) -> VendorRef:
@@ -192,6 +195,7 @@ async def run_items(
     concurrency: int = 64,
     owner: str | None = None,
     fallback_on: type[BaseException] | tuple[type[BaseException], ...] = ServiceUnavailable,
+    progress: ProgressHook | logging.Logger | None = None,
 ) -> ItemReport:
     """Bring every item to "exists with this content", at most once each,
     however many writers run at once (the state machine is in the module
@@ -225,6 +229,15 @@ async def run_items(
     existing = await asyncio.to_thread(ledger.rows, scope)
     gate = asyncio.Semaphore(max(1, concurrency))
     held: set[str] = set()  # item keys this writer holds a claim on
+    hook = progress_hook(progress, scope.asset)
+
+    def told(result: ItemResult) -> ItemResult:
+        if hook is not None:
+            try:
+                hook(service, result.key, result.action, result.error, len(items))
+            except Exception:  # progress never sinks an item
+                pass
+        return result
 
     async def heartbeat() -> None:
         while True:
@@ -316,9 +329,12 @@ async def run_items(
         held.discard(item.key)
         return ItemResult(item.key, action, ref, error=fallback_reason)
 
+    async def _told(item: Item) -> ItemResult:
+        return told(await one(item))
+
     beat = asyncio.create_task(heartbeat())
     try:
-        results = await asyncio.gather(*(one(i) for i in items))
+        results = await asyncio.gather(*(_told(i) for i in items))
     finally:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -5,7 +5,6 @@ services it calls, what it hands on. The work itself lives in
 ``campaign_assets.workflows``; what every asset shares, in ``common``.
 """
 
-import asyncio
 from typing import Any
 
 import dagster as dg
@@ -21,6 +20,7 @@ from campaign_assets.defs.campaign.common import (
     url,
 )
 from campaign_assets.logic.media_plan import build_media_plan, plan_markdown, plan_outside_flight, plan_total_cents
+from campaign_assets.progress import run_with_progress
 from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.canva import CanvaResource
@@ -111,7 +111,7 @@ def campaign_brief(
     spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
     research = (market_research or {}).get("summary", "")
-    outcome = asyncio.run(wf.make_brief(spec, llm, docs, ledger.open(), out, research))
+    outcome = run_with_progress(spec, wf.make_brief(spec, llm, docs, ledger.open(), out, research))
     brief = outcome.value
     missing = wf.missing_sections(brief["markdown"])
     check = dg.AssetCheckResult(
@@ -160,7 +160,7 @@ def media_plan(
     spec = plan_inputs
     plan = build_media_plan(spec)
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.publish_media_plan(spec, plan, sheets, ledger.open(), out))
+    outcome = run_with_progress(spec, wf.publish_media_plan(spec, plan, sheets, ledger.open(), out))
     expected = round(spec.budget.total * 100)
     actual = plan_total_cents(plan)
     sums = dg.AssetCheckResult(
@@ -198,7 +198,7 @@ def project_tasks(
 ):
     spec = task_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.make_project(spec, asana, ledger.open(), out))
+    outcome = run_with_progress(spec, wf.make_project(spec, asana, ledger.open(), out))
     tasks = outcome.reports[-1]
     return materialize_result(outcome, checks=[failed_check("all_tasks_created", tasks, "tasks")], **{"dagster/row_count": len(tasks.succeeded)})
 
@@ -223,7 +223,7 @@ def creatives(
 ):
     spec = creative_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.make_creatives(spec, images, canva, ledger.open(), out))
+    outcome = run_with_progress(spec, wf.make_creatives(spec, images, canva, ledger.open(), out))
     check = failed_check("all_creatives_produced", outcome.reports[0], "creatives")
     links = {f"design {c['size']}": url(c["edit_url"]) for c in outcome.value}
     return materialize_result(
@@ -253,7 +253,7 @@ def content_pieces(
 ):
     spec = brief_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.write_content(spec, campaign_brief, llm, ledger.open(), out))
+    outcome = run_with_progress(spec, wf.write_content(spec, campaign_brief, llm, ledger.open(), out))
     check = failed_check("all_pieces_written", outcome.reports[0], "pieces")
     flags = {"brief_source": campaign_brief.get("source", "llm")}
     if flags["brief_source"] == "spec":
@@ -278,7 +278,7 @@ def content_library(
     brief_inputs: CampaignSpec, content_pieces: list[dict[str, Any]], ledger: LedgerResource
 ):
     spec = brief_inputs
-    outcome = asyncio.run(wf.store_library(spec, content_pieces, ledger.open()))
+    outcome = run_with_progress(spec, wf.store_library(spec, content_pieces, ledger.open()))
     stored, expected = len(outcome.value["pieces"]), outcome.value["expected"]
     check = dg.AssetCheckResult(
         check_name="every_piece_in_vault",
@@ -331,7 +331,7 @@ def dsp_activation(
 ):
     spec = plan_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.activate_dsps(spec, media_plan, dsp, ledger.open(), out))
+    outcome = run_with_progress(spec, wf.activate_dsps(spec, media_plan, dsp, ledger.open(), out))
     check = failed_check("all_line_items_created", outcome.reports[0], "line_items")
     return materialize_result(outcome, checks=[check], **{"dagster/row_count": len(outcome.value)})
 
@@ -372,7 +372,7 @@ def summary_report(
         **{f"Creative {c['size']}": c["edit_url"] for c in creatives},
         **{f"Line item {d['channel']} ({d['dsp']})": d["url"] for d in dsp_activation},
     }
-    outcome = asyncio.run(wf.make_report(spec, links, llm, docs, slack, store, out))
+    outcome = run_with_progress(spec, wf.make_report(spec, links, llm, docs, slack, store, out))
     facts = outcome.value["facts"]
     return materialize_result(
         outcome,

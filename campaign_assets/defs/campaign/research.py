@@ -1,11 +1,10 @@
 """market_research (DESIGN.md §2's lifecycle): what competitors say, before the brief."""
 
-import asyncio
-
 import dagster as dg
 
 from campaign_assets import workflows as wf
 from campaign_assets.defs.campaign.common import materialize_result, service_asset
+from campaign_assets.progress import run_with_progress
 from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.web import WebResource
@@ -36,7 +35,7 @@ def market_research(
         value = wf.research.empty_research()
         return dg.MaterializeResult(value=value, metadata={"competitors": 0, "summary": dg.MetadataValue.md("(no research section)")})
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = asyncio.run(wf.make_research(spec, web.fetcher(), llm, ledger.open(), out))
+    outcome = run_with_progress(spec, wf.make_research(spec, web.fetcher(), llm, ledger.open(), out))
     value = outcome.value
     flags = {}
     if value["unavailable"]:
