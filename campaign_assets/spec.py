@@ -314,9 +314,12 @@ def load_spec(path: str | Path) -> CampaignSpec:
 
 def spec_hash(spec: CampaignSpec, fields: Iterable[str] | None = None) -> str:
     """Stable hash of the validated content (formatting and comments do not
-    count), or of just ``fields`` of it."""
+    count), or of just ``fields`` of it. Fields left at their default do not
+    count either: a later version that adds an optional section (``research``,
+    ``language``...) leaves the hash of every spec that does not use it as it
+    was, so upgrading does not re-run every campaign."""
     include = set(fields) if fields is not None else None
-    return hashlib.sha256(spec.model_dump_json(include=include).encode()).hexdigest()[:16]
+    return hashlib.sha256(spec.model_dump_json(include=include, exclude_defaults=True).encode()).hexdigest()[:16]
 
 
 # Which spec fields each part of the graph reads. Each section is an asset

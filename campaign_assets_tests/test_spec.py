@@ -92,3 +92,14 @@ def test_hash_ignores_formatting_but_not_content() -> None:
     assert spec_hash(a) == spec_hash(b)
     data["creative_sizes"] = ["300x250"]
     assert spec_hash(parse_spec(yaml.safe_dump(data))) != spec_hash(a)
+
+
+def test_fields_left_at_their_default_do_not_change_the_hash() -> None:
+    """A version that adds an optional section leaves unchanged specs' hashes
+    (and so their runs) alone; using the section changes the hash."""
+    from campaign_assets.spec import spec_hash
+
+    spec = load_spec(EXAMPLES / "q4-product-launch.yaml")
+    assert spec.research is None and spec.language == "en"
+    assert spec_hash(spec.model_copy(update={"language": "en"})) == spec_hash(spec)
+    assert spec_hash(spec.model_copy(update={"language": "de"})) != spec_hash(spec)
