@@ -67,7 +67,10 @@ def test_launch_with_twenty_percent_faults_leaves_exactly_one_of_everything(
     assert kinds[("slack", "message")] == len(specs)
 
     ledger = Ledger(f"sqlite:///{Path(http_project['WORKSPACE_DIR']) / 'ledger.sqlite'}")
-    assert {r.status for s in specs for r in ledger.campaign_rows(s.organization, s.id)} == {"created"}
+    rows = [r for s in specs for r in ledger.campaign_rows(s.organization, s.id)]
+    assert {r.status for r in rows if r.scope.asset != "market_research"} == {"created"}
+    # The one example with competitor pages cannot reach them offline: flagged, never failed.
+    assert {r.status for r in rows if r.scope.asset == "market_research"} <= {"fallback"}
 
     # No token in any log line, event, metadata value or file the run wrote.
     tokens = [v for k, v in service_env(sandbox.url).items() if k.endswith(("_API_KEY", "_TOKEN"))]
@@ -153,8 +156,10 @@ def test_two_runs_at_once_overlap_their_assets_and_hold_every_cap(
         return min(c["start"] for c in by_service[service]), max(c["end"] for c in by_service[service])
 
     # Independent assets run side by side: tasks (Asana) while creatives (images) are drawn,
-    # and the media plan (Sheets) while the brief is written (LLM).
-    for a, b in (("asana", "images"), ("sheets", "llm")):
+    # and the media plan (Sheets) while they are drawn too.
+    # (The brief's LLM calls start after market_research, so the media plan's Sheets calls
+    # are usually done by then: Sheets is paired with image generation instead.)
+    for a, b in (("asana", "images"), ("sheets", "images")):
         (a0, a1), (b0, b1) = span(a), span(b)
         assert a0 < b1 and b0 < a1, (a, b)
     # The two runs were in flight together: each created its project before the other's last call.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
+import signal
 import socket
 import sys
 import threading
@@ -232,6 +233,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """``campaign-assets sandbox``: serve in the foreground until Ctrl-C."""
     args = _parse_args(argv)
@@ -247,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"invalid option: {error}", file=sys.stderr)
         return 2
+    # Ctrl-C and SIGTERM stop the server even when SIGINT arrived ignored (a
+    # shell starts background jobs with SIGINT ignored, and Python then keeps
+    # it so: the sandbox would never see Ctrl-C).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     server = SandboxServer(config, port=args.port, log_level="info")
     try:
         server.start()
