@@ -305,3 +305,26 @@ def test_fallback_on_names_the_errors_that_mean_vendor_down(ledger: Ledger) -> N
     assert report.counts["fallback"] == 1 and "vendor down" in report.results[0].error
     row = ledger.rows(SCOPE)["a"]
     assert row.status == "fallback" and row.owner is None  # the claim went with the outcome
+
+
+def test_many_processes_creating_a_fresh_ledger_at_once_all_succeed(tmp_path: Path) -> None:
+    """Steps start side by side on a fresh database: every one gets its tables."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    code = (
+        "import sys, time\n"
+        "from campaign_assets.ledger import Ledger\n"
+        "from campaign_assets.services.slots import SlotBoard\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "Ledger(sys.argv[1]).dispose(); SlotBoard(sys.argv[1]).dispose()\n"
+    )
+    import time as _time
+
+    start = str(_time.time() + 3.0)  # every process imports first, then all create at the same moment
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, start], stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, "\n".join(e[-800:] for e in errors if e)

@@ -116,16 +116,25 @@ def create_ledger_engine(url: str) -> sa.Engine:
 
 def create_tables(engine: sa.Engine, *tables: sa.Table) -> None:
     """CREATE TABLE IF NOT EXISTS, tolerating the race of several step
-    processes starting at once (the loser sees a duplicate and re-checks),
-    then the columns later versions added (``add_missing_columns``)."""
-    for attempt in range(3):
-        try:
-            metadata.create_all(engine, tables=list(tables), checkfirst=True)
-            break
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-            if attempt == 2:
-                raise
+    processes starting at once on a fresh database: each table is created on
+    its own (with its indexes, in one transaction), and a loser that sees
+    "already exists" checks that the table is there and moves on. Then the
+    columns later versions added (``add_missing_columns``)."""
+    for table in tables:
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                table.create(engine, checkfirst=True)
+                break
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                if sa.inspect(engine).has_table(table.name):
+                    break  # another process created it between our check and our CREATE
+                if attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
     add_missing_columns(engine, *tables)
+
+
+_CREATE_ATTEMPTS = 5
 
 
 def add_missing_columns(engine: sa.Engine, *tables: sa.Table) -> None:
