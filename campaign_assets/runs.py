@@ -40,6 +40,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from campaign_assets.core.claims import owner_is_dead, parse_token
 from campaign_assets.settings import PARTITION_TAG, POOL_LIMITS
 
 LAUNCHER_TAG = "campaign_assets/launcher"  # host:pid of the launch executing the run
@@ -47,22 +48,17 @@ IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.Dag
 
 
 def launcher_token(pid: int | None = None) -> str:
-    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+    return f"{socket.gethostname()[:64]}:{os.getpid() if pid is None else pid}"  # as claim tokens carry it
 
 
 def launcher_alive(token: str) -> bool | None:
     """True or False for a launch on this host; None when it ran elsewhere
-    (its host must judge: we cannot see its processes)."""
-    host, _, pid = token.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    (its host must judge: we cannot see its processes). The liveness rule is
+    the ledger claims' own (``core.claims.owner_is_dead``)."""
+    parsed = parse_token(token)
+    if parsed is None or parsed[0] != socket.gethostname()[:64]:
         return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return not owner_is_dead(token)
 
 
 @dataclass(frozen=True)
