@@ -34,7 +34,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +121,7 @@ def _flock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[No
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def instance_lock(home: Path) -> contextmanager:  # type: ignore[valid-type]
+def instance_lock(home: Path) -> AbstractContextManager[None]:
     """Serialize instance creation and partition registration between launches."""
     return _flock(home / ".locks" / "instance.lock")
 
