@@ -6,6 +6,8 @@
   graph with the configured executor, print a per-asset summary;
 - ``status [ID ...]``: the last run and the ledger's items of each campaign;
   runs left STARTED by a launch that is gone are marked failed here;
+- ``approve ID --by NAME [--note TEXT]`` / ``reject ID --by NAME --note TEXT``:
+  a person's decision on exactly what the campaign's latest review showed;
 - ``teardown ID``: delete what the ledger says the campaign created, in
   reverse order (``--dry-run`` lists it first);
 - ``pools``: show and apply the per-service pool limits to the instance;
@@ -128,18 +130,23 @@ def cmd_launch(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from campaign_assets.definitions import campaign_job_def
-    from campaign_assets.launch import launch_campaigns, print_summary
+    from campaign_assets.defs.campaign.jobs import drafting_selection
+    from campaign_assets.launch import launch_campaigns, print_approvals, print_summary
 
     home = ensure_dagster_home()
     ids = [t.spec.id for t in targets]
     instance = open_instance(home, ids)
     print(f"DAGSTER_HOME={home}; launching {len(ids)} campaign(s): {', '.join(ids)}")
     started = time.monotonic()
+    # A campaign without review sections runs exactly the drafting graph.
+    drafting = drafting_selection(campaign_job_def())
+    selections = {t.spec.id: None if t.spec.reviewed else drafting for t in targets}
     outcomes = launch_campaigns(
         instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home,
-        show_progress=os.environ.get("CAMPAIGN_PROGRESS", "on") != "off",
+        show_progress=os.environ.get("CAMPAIGN_PROGRESS", "on") != "off", selections=selections,
     )
     code = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", DEFAULT_WORKSPACE_DIR)))
+    print_approvals([t.spec for t in targets if t.spec.reviewed])
     counts = {s: sum(o.status == s for o in outcomes) for s in ("SUCCESS", "PARTIAL", "FAILURE")}
     print(f"done in {time.monotonic() - started:.1f}s: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
     return code
@@ -187,17 +194,52 @@ def cmd_status(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     instance = open_instance(home)
     with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
-        ledger = resources.ledger.open()
+        ledger, approvals = resources.ledger.open(), resources.ledger.approvals()
         try:
-            statuses = [campaign_status(instance, ledger, t.spec) for t in targets]
+            statuses = [campaign_status(instance, ledger, t.spec, approvals) for t in targets]
         finally:
             ledger.dispose()
+            approvals.dispose()
     if args.json:
         print(json.dumps(statuses[0] if len(statuses) == 1 and args.campaigns else statuses, indent=2))
     else:
         for status in statuses:
             print("\n".join(describe(status)))
     return 1 if errors else 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """``approve ID --by NAME [--note]`` / ``reject ID --by NAME --note``: a
+    person's decision on exactly what the campaign's latest review showed."""
+    import dagster as dg
+
+    from campaign_assets.approvals import NoReview
+    from campaign_assets.resources import build_resources
+
+    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
+    targets, errors = resolve_targets([args.campaign], campaigns_dir)
+    if errors:
+        for exc in errors:
+            _print_error(exc)
+        return 2
+    spec = targets[0].spec
+    decision = "approved" if args.command == "approve" else "rejected"
+    with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
+        approvals = resources.ledger.approvals()
+        try:
+            record = approvals.decide(spec.organization, spec.id, decision, by=args.by, note=args.note or "", via="cli")
+            state = approvals.state(spec.organization, spec.id)
+        except (NoReview, ValueError) as exc:
+            print(f"{args.command} refused: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            approvals.dispose()
+    print(f"{spec.organization}/{spec.id}: {decision} by {record.decided_by} (content {record.fingerprint[:12]})")
+    if state and state.round:
+        print(f"  review requested {state.round.requested_at:%Y-%m-%d %H:%M} UTC; packet: {state.round.packet or '-'}")
+    if decision == "approved":
+        print(f"  distribution runs with `campaign-assets launch {spec.id}` (under `dagster dev`, at once)")
+    return 0
 
 
 def cmd_pools(args: argparse.Namespace) -> int:
@@ -264,6 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("campaigns", nargs="*", metavar="ID")
     p.add_argument("--json", action="store_true", help="one JSON document (an object for one ID, else a list)")
     p.set_defaults(func=cmd_status)
+    for name, helptext in (
+        ("approve", "approve what the campaign's latest review showed; distribution may then go out"),
+        ("reject", "reject what the campaign's latest review showed (a note says why)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("campaign", metavar="ID")
+        p.add_argument("--by", required=True, metavar="NAME", help="who decides (recorded)")
+        p.add_argument("--note", required=name == "reject", default="", help="why" + (" (required)" if name == "reject" else ""))
+        p.set_defaults(func=cmd_decide)
     p = sub.add_parser("pools", help="apply the per-service pool limits to the Dagster instance")
     p.set_defaults(func=cmd_pools)
     p = sub.add_parser("teardown", help="delete what the ledger says a campaign created (reverse order, idempotent)")

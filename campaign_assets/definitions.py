@@ -78,3 +78,4 @@ def campaign_job_def() -> dg.JobDefinition:
         warnings.simplefilter("ignore", dg.PreviewWarning)
         parts = [tree.build_defs(path) for path in ("campaign", "resources.py")]
     return dg.Definitions.merge(*parts, dg.Definitions(executor=executor)).resolve_job_def(CAMPAIGN_JOB)
+

@@ -13,7 +13,7 @@ status of ``campaign-assets launch``:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,14 +60,22 @@ def exit_code(outcomes: Sequence[CampaignOutcome]) -> int:
 
 
 def run_campaign(
-    instance: dg.DagsterInstance, job: dg.ReconstructableJob, campaign: str, home: Path | None = None
+    instance: dg.DagsterInstance,
+    job: dg.ReconstructableJob,
+    campaign: str,
+    home: Path | None = None,
+    selection: Sequence[dg.AssetKey] | None = None,
 ) -> CampaignOutcome:
+    """One run of ``campaign``'s partition: the whole job, or ``selection`` of its assets."""
     if home is not None:
         with campaign_turn(instance, home, campaign):
-            return run_campaign(instance, job, campaign)
+            return run_campaign(instance, job, campaign, selection=selection)
     started = time.monotonic()
     tags = {PARTITION_TAG: campaign, LAUNCHER_TAG: launcher_token()}
-    with dg.execute_job(job, instance=instance, run_config=QUIET, tags=tags, raise_on_error=False) as result:
+    with dg.execute_job(
+        job, instance=instance, run_config=QUIET, tags=tags, raise_on_error=False,
+        asset_selection=list(selection) if selection is not None else None,
+    ) as result:
         outcome = CampaignOutcome(campaign, result.run_id, result.success, time.monotonic() - started)
         for event in result.get_asset_materialization_events():
             mat = event.materialization
@@ -95,21 +103,24 @@ def launch_campaigns(
     parallel: int = 1,
     home: Path | None = None,
     show_progress: bool = False,
+    selections: Mapping[str, Sequence[dg.AssetKey] | None] | None = None,
 ) -> list[CampaignOutcome]:
     """One run per campaign; ``parallel`` runs at once (each run's steps run
     side by side under the multiprocess executor). With ``home`` each run
     first takes its campaign's turn (``runs.campaign_turn``). With
     ``show_progress`` a side thread follows the runs' event logs and shows
-    their progress on stdout (``campaign_assets.progress``)."""
+    their progress on stdout (``campaign_assets.progress``). ``selections``:
+    per campaign, the assets to run (None or absent: the whole job)."""
     if show_progress:
         from campaign_assets.progress import following
 
         with following(instance, campaigns):
-            return launch_campaigns(instance, job, campaigns, parallel, home)
+            return launch_campaigns(instance, job, campaigns, parallel, home, selections=selections)
+    chosen = dict(selections or {})
     if parallel <= 1:
-        return [run_campaign(instance, job, c, home) for c in campaigns]
+        return [run_campaign(instance, job, c, home, chosen.get(c)) for c in campaigns]
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        return list(pool.map(lambda c: run_campaign(instance, job, c, home), campaigns))
+        return list(pool.map(lambda c: run_campaign(instance, job, c, home, chosen.get(c)), campaigns))
 
 
 def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignSpec], workspace: Path) -> int:
@@ -129,3 +140,27 @@ def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignS
         if spec:
             print(f"  artifacts: {(workspace / spec.organization / spec.id).resolve()}")
     return exit_code(outcomes)
+
+
+def print_approvals(specs: Sequence[CampaignSpec]) -> None:
+    """Where each reviewed campaign's approval stands after the launch: waiting
+    for a person is a state, not an error (the exit status stays 0)."""
+    if not specs:
+        return
+    import os
+
+    from campaign_assets.resources import build_resources
+
+    with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
+        approvals, ledger = resources.ledger.approvals(), resources.ledger.open()
+        try:
+            from campaign_assets.status import approval_status
+
+            for spec in specs:
+                status = approval_status(approvals, ledger, spec)
+                print(f"{spec.id}: {status['phase']} — {status['detail']}")
+                if status["phase"] == "awaiting approval":
+                    print(f"  approve with: campaign-assets approve {spec.id} --by NAME")
+        finally:
+            approvals.dispose()
+            ledger.dispose()

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from campaign_assets.approvals import Approvals
 from campaign_assets.ledger import Ledger
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.canva import CanvaResource
@@ -47,6 +48,7 @@ class LedgerResource(dg.ConfigurableResource):
     sqlite_path: str = Field(default=f"{DEFAULT_WORKSPACE_DIR}/ledger.sqlite", description="Used when url is unset.")
 
     _ledger: Ledger | None = PrivateAttr(default=None)
+    _approvals: Approvals | None = PrivateAttr(default=None)
 
     def resolved_url(self) -> str:
         if self.url:
@@ -62,6 +64,16 @@ class LedgerResource(dg.ConfigurableResource):
         ledger, self._ledger = self._ledger, None
         if ledger is not None:
             ledger.dispose()
+        approvals, self._approvals = self._approvals, None
+        if approvals is not None:
+            approvals.dispose()
+
+    def approvals(self) -> Approvals:
+        """The review rounds and decisions, in the ledger's database (one per
+        step, like the ledger; disposed with it)."""
+        if self._approvals is None:
+            self._approvals = Approvals(self.resolved_url())
+        return self._approvals
 
     def open(self) -> Ledger:
         """The step's ledger when set up for execution, else a new one.

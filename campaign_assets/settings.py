@@ -27,6 +27,9 @@ TRIGGER_TAG = "campaign_assets/trigger"  # run tag: why the sensor requested the
 REPORT_DATE_TAG = "campaign_assets/report_date"  # run tag: the day a report refresh is for
 KIND_TAG = "campaign_assets/kind"  # job tag: what kind of job (teardown)
 OWNER = "team:campaign-ops"
+APPROVAL_GROUP = "approval"  # campaign_review and approval_gate (reviewed campaigns only)
+DISTRIBUTION_GROUP = "distribution"  # everything behind the approval gate
+APPROVAL_JOB = "approve_campaign"  # the launchpad job a reviewer records a decision with
 SENSOR_INTERVAL_S = 30  # the spec sensor and the run-failure sensor
 
 DEFAULT_CAMPAIGNS_DIR = "campaigns"  # CAMPAIGNS_DIR

@@ -59,6 +59,19 @@ class Brand(_Strict):
     name: str = Field(min_length=1)
     primary_color: str = Field(default="#0B5FFF", pattern=r"^#[0-9A-Fa-f]{6}$")
     website: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    # Phrases the brand never says: the review flags any piece that does
+    # (case-insensitive, whole words), and the prompts ask the LLM to avoid them.
+    banned_phrases: list[str] = Field(default_factory=list, max_length=200)
+
+    @field_validator("banned_phrases")
+    @classmethod
+    def _phrases(cls, phrases: list[str]) -> list[str]:
+        cleaned = [p.strip() for p in phrases]
+        if any(not p for p in cleaned):
+            raise ValueError("banned phrases must not be empty")
+        if len({p.lower() for p in cleaned}) != len(cleaned):
+            raise ValueError("banned phrases repeat")
+        return cleaned
 
 
 class Budget(_Strict):
@@ -123,6 +136,81 @@ class Research(_Strict):
         return urls
 
 
+class Reviewer(_Strict):
+    """A person who approves what goes out: a name, and their Slack member id
+    (``U...``) so the review message mentions them."""
+
+    name: str = Field(min_length=1, max_length=120)
+    slack: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,20}$")
+
+
+# The networks Buffer schedules to, and what each allows in one post.
+SOCIAL_NETWORKS = ("twitter", "linkedin", "facebook", "instagram", "threads", "mastodon")
+
+
+class SocialProfile(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")  # Buffer's profile id
+    network: Literal[SOCIAL_NETWORKS]  # type: ignore[valid-type]
+
+
+class EmailDistribution(_Strict):
+    """One send to a SendGrid list: at ``send_at`` (default: the flight's
+    first day, 15:00 UTC), cancellable until then."""
+
+    list_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+    send_at: dt.datetime | None = None
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("send_at needs a time zone, e.g. 2027-03-02T15:00:00Z")
+        return value
+
+
+class SocialDistribution(_Strict):
+    """One scheduled post per social piece and profile, from ``post_at``
+    (default: the flight's first day, 16:00 UTC), an hour apart."""
+
+    profiles: list[SocialProfile] = Field(min_length=1, max_length=20)
+    post_at: dt.datetime | None = None
+
+    @field_validator("profiles")
+    @classmethod
+    def _unique(cls, profiles: list[SocialProfile]) -> list[SocialProfile]:
+        if len({p.id for p in profiles}) != len(profiles):
+            raise ValueError("profile ids repeat")
+        return profiles
+
+    @field_validator("post_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("post_at needs a time zone, e.g. 2027-03-02T16:00:00Z")
+        return value
+
+
+class WebDistribution(_Strict):
+    """The landing page and its creatives, published under ``path`` of the
+    GitHub Pages site (default: the campaign id)."""
+
+    path: str | None = Field(default=None, max_length=100, pattern=r"^[a-z0-9][a-z0-9/_-]*$")
+
+
+class Distribution(_Strict):
+    """Where the campaign goes out after a person approves it. Each part is optional."""
+
+    email: EmailDistribution | None = None
+    social: SocialDistribution | None = None
+    web: WebDistribution | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Distribution:
+        if not (self.email or self.social or self.web):
+            raise ValueError("name at least one of email, social, web")
+        return self
+
+
 class TaskSpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     notes: str = ""
@@ -146,6 +234,10 @@ class CampaignSpec(_Strict):
     creative_sizes: list[str] = Field(min_length=1)
     tasks: Literal["default"] | list[TaskSpec] = "default"
     research: Research | None = None  # optional: no section, no market research calls
+    # Optional: either section puts the campaign through review and human
+    # approval; distribution says where it goes out once approved.
+    reviewers: list[Reviewer] | None = Field(default=None, min_length=1, max_length=20)
+    distribution: Distribution | None = None
 
     @field_validator("channels")
     @classmethod
@@ -185,6 +277,11 @@ class CampaignSpec(_Strict):
         return tasks
 
     # ---- derived views -------------------------------------------------
+    @property
+    def reviewed(self) -> bool:
+        """Goes through review and approval (either optional section is present)."""
+        return self.reviewers is not None or self.distribution is not None
+
     @property
     def dsp_channels(self) -> list[Channel]:
         return [c for c in self.channels if c.dsp]
@@ -335,6 +432,9 @@ SPEC_SECTIONS: dict[str, tuple[str, ...]] = {
     # market_research: the pages to read, the brand they are compared with,
     # and the pattern its vault folder is named after.
     "research_inputs": (*_IDENTITY, "pattern", "brand", "research"),
+    # campaign_review and everything behind the approval gate: the checks
+    # (brand's banned phrases, the channels' limits), who is asked, where it goes.
+    "review_inputs": (*_IDENTITY, "brand", "flight", "reviewers", "distribution"),
 }
 
 

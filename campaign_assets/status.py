@@ -13,9 +13,10 @@ from typing import Any
 
 import dagster as dg
 
+from campaign_assets.approvals import Approvals
 from campaign_assets.ledger import Ledger
 from campaign_assets.settings import CAMPAIGN_JOB, PARTITION_TAG
-from campaign_assets.spec import CampaignSpec
+from campaign_assets.spec import CampaignSpec, spec_hash
 
 
 def _when(ts: float | None) -> str | None:
@@ -55,7 +56,39 @@ def ledger_summary(ledger: Ledger, spec: CampaignSpec) -> dict[str, Any]:
     }
 
 
-def campaign_status(instance: dg.DagsterInstance, ledger: Ledger, spec: CampaignSpec) -> dict[str, Any]:
+# The assets behind the approval gate, and what each sends.
+DISTRIBUTION_ASSETS = {"email_send": "email", "social_posts": "social", "published_site": "web", "dsp_go_live": "DSP spend"}
+
+
+def approval_status(approvals: Approvals, ledger: Ledger, spec: CampaignSpec) -> dict[str, Any]:
+    """Where a reviewed campaign stands: drafting (never reviewed), awaiting
+    approval (since when, who was asked), approved (by whom, when), rejected
+    (why), distributed (what went out where)."""
+    state = approvals.state(spec.organization, spec.id)
+    rows = [r for r in ledger.campaign_rows(spec.organization, spec.id)
+            if r.scope.asset in DISTRIBUTION_ASSETS and r.status == "created"]
+    out = [{"asset": r.scope.asset, "channel": DISTRIBUTION_ASSETS[r.scope.asset], "item": r.item_key,
+            "vendor_id": r.vendor_id, "url": r.url} for r in rows]
+    if state is None:
+        return {"phase": "drafting", "detail": "not reviewed yet: the next launch drafts and asks the reviewers",
+                "fingerprint": None, "distributed": out}
+    phase = state.phase
+    current = [o for o, r in zip(out, rows) if r.payload.get("fingerprint") in (None, state.fingerprint)]
+    if state.approved and current:
+        phase = "distributed"
+    result: dict[str, Any] = {"phase": phase, "detail": state.describe(), "fingerprint": state.fingerprint, "distributed": out}
+    if state.round and state.round.spec_hash != spec_hash(spec):
+        result["stale"] = "the spec changed since this review: the next launch reviews the new content"
+    live = [o for o in out if o["asset"] == "dsp_go_live"]
+    if live and not state.approved:
+        result["live_unapproved"] = (f"{len(live)} DSP line item(s) are live from an earlier approval and stay live "
+                                     "until a person decides (approve the new content, or pause them)")
+    return result
+
+
+def campaign_status(
+    instance: dg.DagsterInstance, ledger: Ledger, spec: CampaignSpec, approvals: Approvals | None = None
+) -> dict[str, Any]:
     run = last_run(instance, spec.id)
     items = ledger_summary(ledger, spec)
     if run is None:
@@ -66,8 +99,13 @@ def campaign_status(instance: dg.DagsterInstance, ledger: Ledger, spec: Campaign
         phase = "partial" if items["failed"] else "drafted"
     else:
         phase = "failed"
-    return {"campaign": spec.id, "organization": spec.organization, "phase": phase, "last_run": run, **items,
-            **run_progress_status(instance, spec, run)}
+    status = {"campaign": spec.id, "organization": spec.organization, "phase": phase, "last_run": run, **items,
+              **run_progress_status(instance, spec, run)}
+    if spec.reviewed and approvals is not None:
+        status["approval"] = approval_status(approvals, ledger, spec)
+        if phase not in ("running", "failed"):
+            status["phase"] = status["approval"]["phase"]
+    return status
 
 
 def run_progress_status(instance: dg.DagsterInstance, spec: CampaignSpec, run: dict[str, Any] | None) -> dict[str, Any]:
@@ -95,6 +133,14 @@ def describe(status: dict[str, Any]) -> list[str]:
         for step in status.get("running") or []:
             of = f" {step['items_done']}/{step['items_total']} items" if "items_total" in step else ""
             lines.append(f"  running  {step['step']}{of}")
+    approval = status.get("approval")
+    if approval:
+        lines.append(f"  approval: {approval['detail']}" + (f" (content {approval['fingerprint'][:12]})" if approval["fingerprint"] else ""))
+        for key in ("stale", "live_unapproved"):
+            if approval.get(key):
+                lines.append(f"  note: {approval[key]}")
+        for o in approval["distributed"]:
+            lines.append(f"  sent     {o['channel']:<9} {o['item']}: {o['url'] or o['vendor_id']}")
     counts = "  ".join(f"{k} {v}" for k, v in status["items"].items()) or "none"
     lines.append(f"  ledger items: {counts}")
     lines += [f"  failed   {f['asset']}/{f['item']}: {f['error']}" for f in status["failed"]]

@@ -23,7 +23,7 @@ ASSETS = [
     "campaign_spec", "campaign_brief", "media_plan", "project_tasks", "creatives",
     "content_pieces", "content_library", "landing_page", "dsp_activation", "summary_report", "market_research",
 ]
-SECTIONS = ["brief_inputs", "plan_inputs", "task_inputs", "creative_inputs", "research_inputs"]
+SECTIONS = ["brief_inputs", "plan_inputs", "task_inputs", "creative_inputs", "research_inputs", "review_inputs"]
 
 
 def materialize(env: dict[str, str], partition: str = SEED, **resource_overrides: Any) -> dg.ExecuteInProcessResult:

@@ -75,3 +75,14 @@ def extract(html: str) -> Extract:
             if len(claims) >= MAX_CLAIMS:
                 break
     return Extract(title[:300], description[:500], headings[:MAX_HEADINGS], claims)
+
+
+def visible_text(html: str) -> tuple[str, str]:
+    """A page's meta description and all of its visible text (scripts,
+    styles and templates dropped): what a reader of our own page sees."""
+    tree = HTMLParser(html)
+    description = _meta(tree, 'meta[name="description"]')
+    for node in tree.css("script, style, noscript, template"):
+        node.decompose()
+    root = tree.body or tree.root
+    return description, _text(root)

@@ -27,18 +27,23 @@ def canonical_url(website: str | None, campaign_id: str) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def utm_url(url: str, campaign_id: str, content: str) -> str:
+def tracked_url(url: str, campaign_id: str, source: str, medium: str, content: str) -> str:
     """``url`` with UTM parameters; any query it already has is kept, and
     existing utm_* keys are replaced rather than repeated."""
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.startswith("utm_")]
     query += [
-        ("utm_source", UTM_SOURCE),
-        ("utm_medium", UTM_MEDIUM),
+        ("utm_source", source),
+        ("utm_medium", medium),
         ("utm_campaign", campaign_id),
         ("utm_content", content),
     ]
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), parts.fragment))
+
+
+def utm_url(url: str, campaign_id: str, content: str) -> str:
+    """The landing page's own links (to the brand site), tagged as coming from it."""
+    return tracked_url(url, campaign_id, UTM_SOURCE, UTM_MEDIUM, content)
 
 
 def share_image(creatives: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -177,15 +177,21 @@ def _some(ids: Sequence[str], limit: int = 20) -> str:
     return ", ".join(ids[:limit]) + more
 
 
-def sensor_result(plan: TickPlan) -> dg.SensorResult:
-    runs = [
-        dg.RunRequest(
-            run_key=r.run_key,
-            partition_key=r.campaign,
-            tags={SPEC_HASH_TAG: r.hash, TRIGGER_TAG: f"spec {r.reason}"},
+def sensor_result(
+    plan: TickPlan, selection_for: Callable[[str], Sequence[dg.AssetKey] | None] = lambda _campaign: None
+) -> dg.SensorResult:
+    """``selection_for(campaign)``: the assets its run materializes (None: the whole job)."""
+    runs = []
+    for r in plan.runs:
+        selection = selection_for(r.campaign)
+        runs.append(
+            dg.RunRequest(
+                run_key=r.run_key,
+                partition_key=r.campaign,
+                tags={SPEC_HASH_TAG: r.hash, TRIGGER_TAG: f"spec {r.reason}"},
+                asset_selection=list(selection) if selection is not None else None,
+            )
         )
-        for r in plan.runs
-    ]
     add = [campaigns_partitions.build_add_request(list(plan.add_partitions))] if plan.add_partitions else []
     return dg.SensorResult(
         run_requests=runs,
@@ -218,4 +224,10 @@ def campaign_specs_sensor(context: dg.SensorEvaluationContext, workspace: Worksp
         context.log.info(f"already materialized with the current spec: {_some(plan.adopted)}")
     if plan.removed:
         context.log.info(f"spec files removed (partitions kept): {_some(plan.removed)}")
-    return sensor_result(plan)
+    drafting: list[dg.AssetKey] = []
+    if plan.runs and context.repository_def is not None:
+        from campaign_assets.defs.campaign.jobs import drafting_selection
+
+        drafting = drafting_selection(context.repository_def.get_job(CAMPAIGN_JOB))
+    # A campaign without review sections runs exactly the drafting graph.
+    return sensor_result(plan, lambda cid: None if scan.specs[cid].reviewed or not drafting else drafting)

@@ -40,6 +40,7 @@ _SECTION_USE = {
     "task_inputs": "the project tasks",
     "creative_inputs": "the creatives",
     "research_inputs": "market research",
+    "review_inputs": "the review, the approval gate and distribution",
 }
 
 

@@ -1,0 +1,99 @@
+"""Review, the approval gate and distribution through materialize() with the local backends.
+
+The issue's path: nothing goes out before approval; after it, each object
+exactly once; a relaunch adds nothing; a change to what would go out voids
+the approval and sends nothing new.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from campaign_assets.approvals import Approvals
+from campaign_assets.ledger import Ledger
+from campaign_assets_tests.conftest import SEED
+from campaign_assets_tests.test_assets import checks, counts, materialize
+
+CAMPAIGN = "spring-webinar-series"
+BEHIND_GATE = ("email_send", "social_posts", "published_site")
+
+
+def ledger_rows(env: dict[str, str], asset: str) -> list:
+    with Ledger(f"sqlite:///{Path(env['WORKSPACE_DIR']) / 'ledger.sqlite'}") as ledger:
+        return [r for r in ledger.campaign_rows("acme", CAMPAIGN) if r.scope.asset == asset and r.status != "deleted"]
+
+
+def approvals(env: dict[str, str]) -> Approvals:
+    return Approvals(f"sqlite:///{Path(env['WORKSPACE_DIR']) / 'ledger.sqlite'}")
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    events = [e for e in result.get_asset_materialization_events() if e.materialization.asset_key.to_user_string() == asset]
+    assert events, f"{asset} was not materialized"
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def site_files(env: dict[str, str]) -> list[Path]:
+    site = Path(env["WORKSPACE_DIR"]) / "acme" / CAMPAIGN / "site"
+    return sorted(p for p in site.rglob("*") if p.is_file()) if site.exists() else []
+
+
+@pytest.mark.slow
+def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[str, str]) -> None:
+    first = materialize(project, CAMPAIGN)
+    assert first.success
+    review = metadata(first, "campaign_review")
+    fingerprint = review["fingerprint"]
+    assert review["goes_out/emails"] == 1 and review["goes_out/posts"] == 2 and review["goes_out/files"] == 3
+    gate = metadata(first, "approval_gate")
+    assert gate["status"] == "awaiting approval" and "Dana Whitfield" in gate["detail"]
+    assert not checks(first)["approved_for_current_content"].passed
+    for asset in BEHIND_GATE:
+        meta = metadata(first, asset)
+        assert meta["sent"] is False and meta["status"].startswith("not sent: awaiting approval")
+        assert ledger_rows(project, asset) == []  # no row written
+    assert site_files(project) == []
+    assert len(ledger_rows(project, "campaign_review")) == 2  # the voice review and the one Slack message
+
+    store = approvals(project)
+    store.decide("acme", CAMPAIGN, "approved", by="tester", note="looks right")
+    second = materialize(project, CAMPAIGN)
+    assert metadata(second, "campaign_review")["fingerprint"] == fingerprint  # same content, same round
+    assert metadata(second, "approval_gate")["status"] == "approved"
+    made = counts(second)
+    assert made["email_send"]["created"] == 1 and made["social_posts"]["created"] == 2 and made["published_site"]["created"] == 3
+    assert [p.name for p in site_files(project)] == ["1200x628.png", "300x250.png", "index.html"]
+    rows = {a: len(ledger_rows(project, a)) for a in BEHIND_GATE}
+    assert rows == {"email_send": 1, "social_posts": 2, "published_site": 3}
+    assert len(ledger_rows(project, "campaign_review")) == 2  # no second Slack message for the same round
+
+    third = materialize(project, CAMPAIGN)
+    again = counts(third)
+    assert all(again[a]["created"] == 0 and again[a]["updated"] == 0 for a in BEHIND_GATE)
+    assert {a: len(ledger_rows(project, a)) for a in BEHIND_GATE} == rows
+
+    # A new name and audience: new content, so the approval no longer applies.
+    path = Path(project["CAMPAIGNS_DIR"]) / f"{CAMPAIGN}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["name"], data["audience"] = "Spring Webinar Series, Second Run", "Site reliability engineers at scale-ups"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    fourth = materialize(project, CAMPAIGN)
+    assert metadata(fourth, "campaign_review")["fingerprint"] != fingerprint
+    assert metadata(fourth, "approval_gate")["status"] == "awaiting approval"
+    for asset in BEHIND_GATE:
+        assert metadata(fourth, asset)["sent"] is False
+    assert {a: len(ledger_rows(project, a)) for a in BEHIND_GATE} == rows  # nothing new went out
+    assert len(ledger_rows(project, "campaign_review")) == 4  # a new round: asked again, once
+    assert store.state("acme", CAMPAIGN).phase == "awaiting approval"
+    store.dispose()
+
+
+def test_a_campaign_without_review_sections_skips_review_and_everything_behind_it(project: dict[str, str]) -> None:
+    result = materialize(project, SEED)
+    materialized = set(counts(result))
+    assert "summary_report" in materialized
+    assert not materialized & {"campaign_review", "approval_gate", *BEHIND_GATE}
