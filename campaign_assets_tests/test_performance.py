@@ -65,7 +65,7 @@ def spend_exactly_the_plan(plan: pd.DataFrame, until: dt.date, factor: float = 1
     out = []
     for channel in channels:
         part = daily[(daily["channel"] == channel) & (daily["day"] <= until)]
-        out += rows(channel, "amazon", {d: round(c * factor) for d, c in zip(part["day"], part["planned_cents"])})
+        out += rows(channel, "amazon", {d: round(c * factor) for d, c in zip(part["day"], part["planned_cents"], strict=False)})
     return pd.DataFrame(out) if out else empty_performance()
 
 

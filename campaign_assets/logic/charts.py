@@ -98,7 +98,7 @@ def spend_chart(plan: pd.DataFrame, performance: pd.DataFrame, day: dt.date, cur
     plan's cumulative budget over the whole flight."""
     figure, ax = _figure()
     table = pacing(plan, performance, day)
-    measured = [c for c, m in zip(table["channel"], table["measured"]) if m] or list(table["channel"])
+    measured = [c for c, m in zip(table["channel"], table["measured"], strict=False) if m] or list(table["channel"])
     palette = colours(list(table["channel"]))
     daily = daily_plan(plan)
     spend = performance[~performance["source"].isin(ORGANIC_SOURCES)] if not performance.empty else performance
@@ -140,11 +140,11 @@ def clicks_chart(performance: pd.DataFrame, day: dt.date | None = None) -> bytes
         return _png(figure)
     frame = pd.DataFrame(
         {
-            "label": [_label(s, c) for s, c in zip(rows["source"], rows["channel"])],
+            "label": [_label(s, c) for s, c in zip(rows["source"], rows["channel"], strict=False)],
             "day": [as_date(d) for d in rows["day"]],
             "clicks": rows["clicks"].astype("int64").to_numpy(),
             # the CTR's denominator: impressions, or deliveries for email
-            "seen": [i if i else d for i, d in zip(rows["impressions"], rows["delivered"])],
+            "seen": [i if i else d for i, d in zip(rows["impressions"], rows["delivered"], strict=False)],
         }
     )
     sums = frame.groupby(["label", "day"], as_index=False)[["clicks", "seen"]].sum()
@@ -160,7 +160,7 @@ def clicks_chart(performance: pd.DataFrame, day: dt.date | None = None) -> bytes
         # an email is delivered once and clicked over the following days: its
         # rate is clicks per email delivered so far
         seen = part["seen"].cumsum() if label == "email" else part["seen"]
-        rate = [c / s if s else math.nan for c, s in zip(part["clicks"], seen)]
+        rate = [c / s if s else math.nan for c, s in zip(part["clicks"], seen, strict=False)]
         rate_ax.plot(midnight, rate, color=palette[label], marker="o", markersize=3, linewidth=1.5, label=f"{label} CTR")
     rate_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=1))
     rate_ax.set_ylabel("CTR (%)")

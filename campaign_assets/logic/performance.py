@@ -56,10 +56,10 @@ def empty_performance() -> pd.DataFrame:
 # ---- helpers -----------------------------------------------------------------
 def to_cents(amount: float | Decimal | str) -> int:
     """Currency units to whole cents, exactly for the plan's two decimals."""
-    return int(round(Decimal(str(amount)) * 100))
+    return round(Decimal(str(amount)) * 100)
 
 
-def money(cents: int | float, currency: str) -> str:
+def money(cents: float, currency: str) -> str:
     """``123456`` -> ``1,234.56 USD``."""
     return f"{cents / 100:,.2f} {currency}"
 
@@ -170,7 +170,7 @@ def pacing(
         measured_set = set(measured)
     unplanned = [c for c in spent if c not in set(base["channel"]) and spent[c]]
     rows = []
-    for channel, total, planned in zip(base["channel"], base["plan_total_cents"], base["planned_to_date_cents"]):
+    for channel, total, planned in zip(base["channel"], base["plan_total_cents"], base["planned_to_date_cents"], strict=False):
         rows.append((channel, int(total), int(planned), spent.get(channel, 0)))
     rows += [(c, 0, 0, spent[c]) for c in unplanned]
     out = []
@@ -223,7 +223,7 @@ def overspend(plan: pd.DataFrame, performance: pd.DataFrame, day: dt.date | None
     """Every channel whose spend (through ``day``, or all) is above its plan
     total, then the whole plan if all spend is above the plan's total."""
     totals = plan_to_date(plan, dt.date.max)
-    plan_totals = dict(zip(totals["channel"], totals["plan_total_cents"]))
+    plan_totals = dict(zip(totals["channel"], totals["plan_total_cents"], strict=False))
     spent = spent_to_date(performance, day)
     found = [
         Overspend(channel, int(plan_totals.get(channel, 0)), cents)
@@ -242,8 +242,8 @@ def cost_per_click(performance: pd.DataFrame, day: dt.date | None = None) -> pd.
     rows = paid(_until(performance, day))
     sums = rows.groupby("channel", sort=False)[["spend_cents", "impressions", "clicks"]].sum().reset_index()
     sums = sums.astype({"spend_cents": "int64", "impressions": "int64", "clicks": "int64"})
-    sums["ctr"] = [c / i if i else math.nan for c, i in zip(sums["clicks"], sums["impressions"])]
-    sums["cpc_cents"] = [s / c if c else math.nan for s, c in zip(sums["spend_cents"], sums["clicks"])]
+    sums["ctr"] = [c / i if i else math.nan for c, i in zip(sums["clicks"], sums["impressions"], strict=False)]
+    sums["cpc_cents"] = [s / c if c else math.nan for s, c in zip(sums["spend_cents"], sums["clicks"], strict=False)]
     return sums[["channel", "spend_cents", "impressions", "clicks", "ctr", "cpc_cents"]]
 
 
