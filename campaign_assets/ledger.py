@@ -1,4 +1,5 @@
-"""The item ledger, the content library (the vault) and the audit log (DESIGN.md §4).
+"""The item ledger, the content library (the vault) and the audit log (DESIGN.md §4),
+and the campaigns' daily delivery (``performance_daily``, issue #16).
 
 SQLAlchemy Core, one code path for SQLite (the embedded default) and
 Postgres (when a URL is configured). Every side effect outside Dagster is a
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from campaign_assets.core import claims
@@ -111,6 +113,32 @@ audit_log = sa.Table(
 )
 
 
+# What each campaign delivered, per day, source and vendor object (issue #16):
+# written by campaign_performance (``Ledger.write_performance``), read by anyone
+# with SQL. ``source``: the DSP's name, ``email`` or ``social``; ``object_id``:
+# the line item, send or post at that source. Counts and cents are whole
+# numbers, 0 where a source has no such count (a DSP has no deliveries).
+performance_daily = sa.Table(
+    "performance_daily",
+    metadata,
+    *_tenant_key(),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("source", sa.String(32), primary_key=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("object_id", sa.String(200), primary_key=True),
+    sa.Column("impressions", sa.BigInteger, nullable=False, default=0),
+    sa.Column("clicks", sa.BigInteger, nullable=False, default=0),
+    sa.Column("spend_cents", sa.BigInteger, nullable=False, default=0),
+    sa.Column("delivered", sa.BigInteger, nullable=False, default=0),
+    sa.Column("opens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+)
+PERFORMANCE_KEY = ("organization", "campaign", "day", "source", "object_id")
+PERFORMANCE_COUNTS = ("impressions", "clicks", "spend_cents", "delivered", "opens")
+PERFORMANCE_COLUMNS = [c.name for c in performance_daily.columns]
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which asset of which campaign of which tenant an item belongs to."""
@@ -171,7 +199,7 @@ class Ledger(Database):
         clock: Callable[[], float] = time.time,
         run_id: str | None = None,
     ):
-        super().__init__(url, ledger_items, content_library, audit_log)
+        super().__init__(url, ledger_items, content_library, audit_log, performance_daily)
         self.backfill_library()
         self.lease_s = lease_s
         self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 3
@@ -262,6 +290,17 @@ class Ledger(Database):
             }
 
         return self._read(read)
+
+    def performance(self, organization: str, campaign: str, until: dt.date | None = None) -> pd.DataFrame:
+        """The campaign's ``performance_daily`` rows (through ``until``,
+        inclusive), ordered by day, source and object: the table's columns,
+        ``day`` as dates, counts as int64. Empty (with the columns) when none."""
+        t = performance_daily
+        where = _campaign(t, organization, campaign) + ([t.c.day <= until] if until is not None else [])
+        query = sa.select(t).where(*where).order_by(t.c.day, t.c.source, t.c.object_id)
+        found = self._read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
+        frame = pd.DataFrame(found, columns=PERFORMANCE_COLUMNS)
+        return frame.astype({c: "int64" for c in PERFORMANCE_COUNTS})
 
     # ---- claims (the SQL is in core/claims.py) ----------------------------
     def claim_is_live(self, row: LedgerRow, owner: str | None = None) -> bool:
@@ -386,6 +425,26 @@ class Ledger(Database):
 
         self._tx(body)
 
+    def write_performance(self, rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> int:
+        """Store delivery rows in ``performance_daily``, all in one
+        transaction: an upsert on (organization, campaign, day, source,
+        object_id), so fetching a day again replaces that day's rows with the
+        new numbers (rows of other objects are left as they are). Each row
+        names every key column, ``channel`` and ``currency``; a missing count
+        is 0, a missing ``fetched_at`` now. Raises ``ValueError`` (nothing
+        written) on a missing column or a negative count. Returns the rows
+        written."""
+        records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+        now = _now()
+        values = [_performance_row(r, now) for r in records]
+
+        def body(tx: sa.Connection) -> int:
+            for row in values:
+                upsert(tx, performance_daily, row, {k: v for k, v in row.items() if k not in PERFORMANCE_KEY})
+            return len(values)
+
+        return self._tx(body) if values else 0
+
     def mark_deleted(self, row: LedgerRow) -> None:
         now = _now()
         t = ledger_items
@@ -438,6 +497,37 @@ def _new_row(scope: Scope, item_key: str, service: str, now: dt.datetime, **valu
 
 def _audit(conn: sa.Connection, scope: Scope, item_key: str, action: str, detail: str) -> None:
     conn.execute(sa.insert(audit_log).values(at=_now(), **_key(scope, item_key), action=action, detail=detail[:2000]))
+
+
+def _performance_row(row: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    missing = [k for k in (*PERFORMANCE_KEY, "channel", "currency") if row.get(k) in (None, "")]
+    if missing:
+        raise ValueError(f"performance row {dict(row)!r} lacks {', '.join(missing)}")
+    counts = {k: 0 if _blank(row.get(k)) else int(row[k]) for k in PERFORMANCE_COUNTS}
+    negative = [k for k, v in counts.items() if v < 0]
+    if negative:
+        raise ValueError(f"performance row {dict(row)!r} has negative {', '.join(negative)}")
+    day = row["day"]
+    if isinstance(day, dt.datetime):  # also a pandas Timestamp
+        day = day.date()
+    elif not isinstance(day, dt.date):
+        day = dt.date.fromisoformat(str(day))
+    return dict(
+        organization=str(row["organization"]),
+        campaign=str(row["campaign"]),
+        day=day,
+        source=str(row["source"]),
+        channel=str(row["channel"]),
+        object_id=str(row["object_id"]),
+        **counts,
+        currency=str(row["currency"]),
+        fetched_at=now if _blank(row.get("fetched_at")) else row["fetched_at"],
+    )
+
+
+def _blank(value: Any) -> bool:
+    """None, or a pandas/NumPy missing value (NaN, NaT, NA)."""
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 def _row(scope: Scope, r: sa.Row) -> LedgerRow:
