@@ -7,8 +7,9 @@ The HTTP backend speaks Buffer's published REST API (buffer.com/developers/api: 
 /updates/{id}.json`` and ``POST /updates/{id}/destroy.json``. The access token travels as
 ``Authorization: Bearer`` (the reference accepts it beside the ``access_token`` parameter, and
 a header stays out of URLs and logs). Errors are ``{"success": false, "code", "message"}``;
-over 60 requests per minute per token Buffer answers 429 without ``Retry-After``, so the shared
-layer backs off exponentially.
+over 60 requests per minute per token Buffer answers 429 without ``Retry-After``, so the
+profile waits out the limit's window (``rate_limit_window_s``, 60 s) rather than the shared
+layer's short exponential backoff, which would spend every attempt inside the same minute.
 
 Exactly once without a marker: a post's text is what followers read, so the ledger marker is
 never put in it. An earlier attempt's post is found among the profile's pending updates by
@@ -20,15 +21,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import Field
 
 from campaign_assets.services.base import HttpClient, ServiceResource
-from campaign_assets.services.http import HttpSession, PermanentVendorError, VendorProfile, default_error_message
+from campaign_assets.services.http import (
+    HttpSession,
+    PermanentVendorError,
+    VendorProfile,
+    default_error_message,
+    default_retry_after,
+)
 from campaign_assets.services.http.profiles import json_or_none, truncate
 from campaign_assets.services.local import LocalClient
 
@@ -65,6 +73,16 @@ def buffer_error_message(response: httpx.Response) -> str:
         code = payload.get("code")
         return truncate(f"{code}: {payload['message']}" if code is not None else str(payload["message"]))
     return default_error_message(response)
+
+
+def window_retry_after(window_s: float) -> Callable[[httpx.Response], float | None]:
+    """A 429's wait: its ``Retry-After`` if any, else the rate limit's whole window."""
+
+    def retry_after(response: httpx.Response) -> float | None:
+        hint = default_retry_after(response)
+        return window_s if hint is None and response.status_code == 429 else hint
+
+    return retry_after
 
 
 def _is_duplicate(error: PermanentVendorError) -> bool:
@@ -183,6 +201,10 @@ class SocialResource(ServiceResource):
     SERVICE: ClassVar[str] = "social"
     DEFAULT_BASE_URL: ClassVar[str] = "https://api.bufferapp.com/1"
 
+    rate_limit_window_s: float = Field(
+        default=60.0, gt=0, description="Buffer's rate-limit window (60 requests per minute): a 429 waits this long."
+    )
+
     def local_client(self, out_dir: Path) -> LocalSocial:
         return LocalSocial(out_dir)
 
@@ -190,4 +212,8 @@ class SocialResource(ServiceResource):
         return HttpSocial(http)
 
     def vendor_profile(self) -> VendorProfile:
-        return VendorProfile(service=self.SERVICE, error_message=buffer_error_message)
+        return VendorProfile(
+            service=self.SERVICE,
+            error_message=buffer_error_message,
+            retry_after=window_retry_after(self.rate_limit_window_s),
+        )
