@@ -158,6 +158,8 @@ def test_local_backend(tmp_path: Path) -> None:
             assert await client.find_post(PROFILE, TEXT, AT) == made
             assert await client.find_post(PROFILE, TEXT, AT + dt.timedelta(minutes=1)) is None
             assert len(list((tmp_path / "social" / "posts").glob("*.json"))) == 1
+            stats = await client.post_stats(made.post_id)
+            assert stats == await client.post_stats(made.post_id) and stats["reach"] > 0
             assert await client.delete_post(made.post_id) is True
             assert await client.delete_post(made.post_id) is False
             with pytest.raises(ValueError):

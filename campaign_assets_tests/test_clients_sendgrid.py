@@ -242,6 +242,10 @@ def test_local_backend_writes_the_message_and_follows_the_vendor_rules(tmp_path:
             past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
             sent = await schedule(client, marker="[ca:sent]", send_at=past)
             assert sent.status == "triggered"
+            stats = await client.send_stats(sent.send_id)
+            assert stats == await client.send_stats(sent.send_id) and stats["delivered"] > 0
+            draft = await schedule(client, marker="[ca:later]")
+            assert not any((await client.send_stats(draft.send_id)).values())  # not sent yet: zeros
             with pytest.raises(AlreadySentError):
                 await client.cancel_send(sent.send_id)
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
+from campaign_assets.logic.engagement import social_stats
 from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import (
     HttpSession,
@@ -121,11 +122,12 @@ class LocalSocial(LocalClient):
             return self.remove("posts", post_id)
 
     async def post_stats(self, post_id: str) -> dict[str, int]:
-        """Local posts never go out: every statistic is 0."""
+        """As the sandbox reports them: numbers stable per post and day (nothing is really posted)."""
         async with self.call("GET /updates/{id}.json"):
             if self.get("posts", post_id) is None:
                 raise LookupError(f"Update could not be found: {post_id}")
-        return dict.fromkeys(STAT_KEYS, 0)
+        totals = social_stats(post_id, dt.datetime.now(dt.timezone.utc).date().isoformat())
+        return {key: totals[key] for key in STAT_KEYS}
 
 
 class HttpSocial(HttpClient):

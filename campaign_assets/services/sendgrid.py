@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
+from campaign_assets.logic.engagement import email_stats
 from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.canva import marker_tag
 from campaign_assets.services.http import (
@@ -183,6 +184,17 @@ class LocalEmail(LocalClient):
             record.update(status="draft", send_at=None)
             self.put("sends", send_id, record)
         return True
+
+    async def send_stats(self, send_id: str) -> dict[str, int]:
+        """As the vendor reports them: zeros until the send goes out, then numbers stable per send and day."""
+        async with self.call("send_stats"):
+            record = self.get("sends", send_id)
+        if record is None:
+            raise LookupError(f"resource not found: single send {send_id}")
+        if self._send(record).status != "triggered":
+            return dict.fromkeys(STAT_KEYS, 0)
+        totals = email_stats(send_id, _now().date().isoformat())
+        return {key: totals[key] for key in STAT_KEYS}
 
     async def delete_send(self, send_id: str) -> bool:
         async with self.call("delete_send"):

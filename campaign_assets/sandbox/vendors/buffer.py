@@ -13,7 +13,6 @@ updates stay ``buffer`` (pending): nothing is ever really posted.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import Response
 
+from campaign_assets.logic.engagement import social_stats
 from campaign_assets.sandbox.state import AuthOutcome, StoredObject
 from campaign_assets.sandbox.vendors.base import (
     ApiError,
@@ -45,7 +45,6 @@ _CODES: Mapping[int, tuple[int, str]] = {
     503: (1000, "Service unavailable."),
     504: (1000, "Request timed out."),
 }
-STAT_FIELDS = ("reach", "clicks", "retweets", "favorites", "mentions")
 
 
 class BufferErrors(ErrorStyle):
@@ -95,26 +94,9 @@ def _pending(call: Call, profile_id: str) -> list[dict[str, Any]]:
     return sorted(updates, key=lambda u: (u["due_at"], u["created_at"], u["id"]))
 
 
-def _stat(update_id: str, day: str, field: str, high: int) -> int:
-    digest = hashlib.sha256(f"{update_id}:{day}:{field}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % (high + 1)
-
-
-def stats_for(update_id: str, day: str) -> dict[str, int]:
-    """Deterministic statistics per update and day (a stable hash)."""
-    reach = 200 + _stat(update_id, day, "reach", 9800)
-    return {
-        "reach": reach,
-        "clicks": _stat(update_id, day, "clicks", reach // 20),
-        "retweets": _stat(update_id, day, "retweets", reach // 100),
-        "favorites": _stat(update_id, day, "favorites", reach // 25),
-        "mentions": _stat(update_id, day, "mentions", reach // 200),
-    }
-
-
 def _view(update: dict[str, Any]) -> dict[str, Any]:
     day = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    return update | {"statistics": stats_for(update["id"], day)}
+    return update | {"statistics": social_stats(update["id"], day)}
 
 
 def create_update(call: Call) -> Response:

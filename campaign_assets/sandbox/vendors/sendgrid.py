@@ -14,7 +14,6 @@ reference documents no code for it, 400 is what it answers for an invalid schedu
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +21,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
+from campaign_assets.logic.engagement import EMAIL_FIELDS, email_stats
 from campaign_assets.sandbox.state import AuthOutcome, StoredObject
 from campaign_assets.sandbox.vendors.base import (
     ApiError,
@@ -38,10 +38,6 @@ from campaign_assets.sandbox.vendors.base import (
 WRITE_LATENCY_S = 0.6
 READ_LATENCY_S = 0.3
 NAME_MAX = 100
-STAT_FIELDS = (
-    "bounce_drops", "bounces", "clicks", "delivered", "invalid_emails", "opens", "requests",
-    "spam_report_drops", "spam_reports", "unique_clicks", "unique_opens", "unsubscribes",
-)
 
 
 class SendGridErrors(ErrorStyle):
@@ -195,33 +191,11 @@ def unschedule_single_send(call: Call) -> Response:
     )
 
 
-def _stat(send_id: str, day: str, field: str, high: int) -> int:
-    digest = hashlib.sha256(f"{send_id}:{day}:{field}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % (high + 1)
-
-
-def stats_for(send_id: str, day: str) -> dict[str, int]:
-    """Deterministic numbers per send and day (a stable hash), consistent with one another."""
-    requests = 500 + _stat(send_id, day, "requests", 4500)
-    bounces = _stat(send_id, day, "bounces", requests // 50)
-    delivered = requests - bounces
-    unique_opens = _stat(send_id, day, "unique_opens", delivered // 2)
-    opens = unique_opens + _stat(send_id, day, "opens", unique_opens)
-    unique_clicks = _stat(send_id, day, "unique_clicks", unique_opens // 4)
-    clicks = unique_clicks + _stat(send_id, day, "clicks", unique_clicks)
-    counts = dict.fromkeys(STAT_FIELDS, 0)
-    counts.update(
-        requests=requests, bounces=bounces, delivered=delivered, opens=opens, unique_opens=unique_opens,
-        clicks=clicks, unique_clicks=unique_clicks, unsubscribes=_stat(send_id, day, "unsubscribes", 5),
-    )
-    return counts
-
-
 def single_send_stats(call: Call) -> Response:
     send = _find(call)
     day = dt.datetime.now(dt.timezone.utc).date().isoformat()
     triggered = send.data["status"] == "triggered"
-    stats = stats_for(send.id, day) if triggered else dict.fromkeys(STAT_FIELDS, 0)
+    stats = email_stats(send.id, day) if triggered else dict.fromkeys(EMAIL_FIELDS, 0)
     result = {"id": send.id, "ab_variation": "all", "ab_phase": "all", "aggregation": "total", "stats": stats}
     return json_response({"results": [result], "_metadata": {"self": str(call.request.url), "count": 1}})
 
