@@ -133,6 +133,32 @@ def test_a_stale_sha_is_re_read_and_retried(sandbox: SandboxServer, tmp_path: Pa
     assert [c["status"] for c in calls(sandbox, PUT)] == [201, 409, 200]
 
 
+def test_a_file_created_meanwhile_is_re_read_and_updated(sandbox: SandboxServer, tmp_path: Path) -> None:
+    run(sandbox, tmp_path, publish())  # another writer created it after our read said "not there"
+    changed = PAGE + b"<p>v2</p>"
+
+    async def body(client: HttpPages) -> PublishedFile:
+        real = client.find_file
+        reads = 0
+
+        async def missing_once(path: str) -> PublishedFile | None:
+            nonlocal reads
+            reads += 1
+            return None if reads == 1 else await real(path)
+
+        client.find_file = missing_once  # type: ignore[method-assign]
+        return await client.publish_file(PATH, changed, "Publish v2")
+
+    assert run(sandbox, tmp_path, body).sha == blob_sha(changed)
+    assert [c["status"] for c in calls(sandbox, PUT)] == [201, 422, 200]
+
+
+def test_an_invalid_write_is_not_retried(sandbox: SandboxServer, tmp_path: Path) -> None:
+    with pytest.raises(PermanentVendorError) as raised:
+        run(sandbox, tmp_path, lambda client: client.publish_file(PATH, PAGE, ""))  # GitHub requires a message
+    assert raised.value.status_code == 422 and len(calls(sandbox, PUT)) == 1
+
+
 def test_writes_to_the_branch_are_serialized(sandbox: SandboxServer, tmp_path: Path) -> None:
     async def body(client: HttpPages) -> list[PublishedFile]:
         return await asyncio.gather(*(publish(PAGE + bytes([n]), f"p/{n}.html")(client) for n in range(4)))

@@ -111,6 +111,12 @@ def github_retry_after(response: httpx.Response, *, now: Callable[[], float] = t
     return None
 
 
+def _stale(error: PermanentVendorError) -> bool:
+    """A write refused because the branch moved under it: 409 (the sha is stale), or 422 naming
+    ``sha`` (none was sent, but the file was created meanwhile). Worth a re-read; nothing else is."""
+    return error.status_code == 409 or (error.status_code == 422 and '"sha"' in error.message)
+
+
 class LocalPages(LocalClient):
     """The site as real files under ``<campaign folder>/site/<path>``."""
 
@@ -229,7 +235,7 @@ class HttpPages(HttpClient):
                 except AmbiguousWriteError as error:
                     last = error
                 except PermanentVendorError as error:
-                    if error.status_code not in (409, 422):  # 409 stale sha; 422 "sha wasn't supplied" (created meanwhile)
+                    if not _stale(error):
                         raise
                     last = error
             assert last is not None
