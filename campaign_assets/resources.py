@@ -12,11 +12,14 @@ from pydantic import Field, PrivateAttr
 from campaign_assets.approvals import Approvals
 from campaign_assets.ledger import Ledger
 from campaign_assets.services.asana import AsanaResource
+from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
 from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.github_pages import PagesResource
 from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
+from campaign_assets.services.sendgrid import EmailResource
 from campaign_assets.services.web import WebResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
@@ -94,6 +97,10 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "canva": (CanvaResource, "CANVA", "CANVA_ACCESS_TOKEN"),
     "dsp": (DSPResource, "DSP", ""),  # local records only: no DSP HTTP backend yet
     "slack": (SlackResource, "SLACK", "SLACK_BOT_TOKEN"),
+    "email": (EmailResource, "SENDGRID", "SENDGRID_API_KEY"),
+    "social": (SocialResource, "BUFFER", "BUFFER_ACCESS_TOKEN"),
+    # Resource key "pages" (service "web"): the key "web" is the research fetcher's.
+    "pages": (PagesResource, "GITHUB_API", "GITHUB_TOKEN"),
 }
 
 # Retry and timeout policy for every HTTP client: (field, environment variable).
@@ -108,6 +115,8 @@ _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     "asana": (("workspace_gid", "ASANA_WORKSPACE_GID"),),
     "canva": (("poll_interval_s", "CANVA_POLL_INTERVAL_S"),),
     "slack": (("channel", "SLACK_CHANNEL"),),
+    "email": (("sender_id", "SENDGRID_SENDER_ID"),),
+    "pages": (("repository", "GITHUB_PAGES_REPOSITORY"), ("branch", "GITHUB_PAGES_BRANCH")),
 }
 
 

@@ -47,6 +47,9 @@ SERVICE_CAPS: Mapping[str, int] = {
     "canva": 2,
     "dsp": 4,
     "slack": 1,
+    "email": 4,
+    "social": 2,
+    "web": 1,  # GitHub Pages: writes to one branch are serial
 }
 
 # Steps per pool across every run of the instance (``runs.apply_pool_limits``

@@ -7,11 +7,14 @@ import pytest
 
 from campaign_assets.services import protocols
 from campaign_assets.services.asana import HttpAsana, LocalAsana
+from campaign_assets.services.buffer import HttpSocial, LocalSocial
 from campaign_assets.services.canva import HttpCanva, LocalCanva
 from campaign_assets.services.docs import HttpDocs, LocalDocs
 from campaign_assets.services.dsp import LocalDSP
+from campaign_assets.services.github_pages import HttpPages, LocalPages
 from campaign_assets.services.images import HttpImages, LocalImages
 from campaign_assets.services.llm import HttpLLM, LocalLLM
+from campaign_assets.services.sendgrid import HttpEmail, LocalEmail
 from campaign_assets.services.sheets import HttpSheets, LocalSheets
 from campaign_assets.services.slack import HttpSlack, LocalSlack
 
@@ -24,6 +27,9 @@ CLIENTS = [
     (protocols.Canva, LocalCanva), (protocols.Canva, HttpCanva),
     (protocols.DSP, LocalDSP),
     (protocols.Slack, LocalSlack), (protocols.Slack, HttpSlack),
+    (protocols.Email, LocalEmail), (protocols.Email, HttpEmail),
+    (protocols.Social, LocalSocial), (protocols.Social, HttpSocial),
+    (protocols.Pages, LocalPages), (protocols.Pages, HttpPages),
 ]
 
 
@@ -49,3 +55,6 @@ def test_client_satisfies_its_protocol(protocol: type, cls: type) -> None:
         assert _shape(have[name]) == _shape(sig), f"{cls.__name__}.{name}{have[name]} != {protocol.__name__}.{name}{sig}"
         assert inspect.iscoroutinefunction(getattr(cls, name))
     assert cls.backend in ("local", "http")
+    for name, fn in inspect.getmembers(protocol, inspect.isfunction):  # plain methods (Pages.page_url)
+        if not name.startswith("_") and not inspect.iscoroutinefunction(fn):
+            assert _shape(inspect.signature(getattr(cls, name))) == _shape(inspect.signature(fn)), f"{cls.__name__}.{name}"

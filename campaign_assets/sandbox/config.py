@@ -15,6 +15,9 @@ VendorName = Literal[
     "asana",
     "canva",
     "slack",
+    "sendgrid",
+    "buffer",
+    "github",
 ]
 FaultKind = Literal["500", "429", "timeout", "reset", "lost_response"]
 
@@ -55,6 +58,16 @@ class FaultSpec(_Frozen):
     rate: float = Field(default=0.0, ge=0.0, le=1.0)
     kinds: tuple[FaultKind, ...] = FAULT_KINDS
 
+
+SENDGRID_ENDPOINTS: tuple[str, ...] = (
+    "POST /v3/marketing/singlesends",
+    "GET /v3/marketing/singlesends",
+    "GET /v3/marketing/singlesends/{id}",
+    "DELETE /v3/marketing/singlesends/{id}",
+    "PUT /v3/marketing/singlesends/{id}/schedule",
+    "DELETE /v3/marketing/singlesends/{id}/schedule",
+    "GET /v3/marketing/stats/singlesends/{id}",
+)
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _READS = frozenset({"GET"})
@@ -108,6 +121,22 @@ def default_limits() -> dict[VendorName, tuple[LimitRule, ...]]:
                 endpoints=frozenset({"GET /conversations.history", "POST /chat.delete"}),
                 max_requests=50,
             ),
+        ),
+        # SendGrid v3: a limit per endpoint (X-RateLimit-* on every answer; 600/min is the
+        # documented default of the v3 endpoints without a lower one of their own).
+        "sendgrid": tuple(
+            LimitRule(name=endpoint, endpoints=frozenset({endpoint}), max_requests=600)
+            for endpoint in SENDGRID_ENDPOINTS
+        ),
+        # Buffer: 60 authenticated requests per user (token) per minute.
+        "buffer": (LimitRule(name="requests per token", max_requests=60),),
+        # GitHub's secondary limits: 100 concurrent requests, about 80 content-creating
+        # requests per minute, 900 points per minute (a GET is 1 point, a write 5: the
+        # write rule below is the binding one for writes, so reads get the remainder).
+        "github": (
+            LimitRule(name="concurrent requests", max_concurrency=100),
+            LimitRule(name="content-creating requests", methods=_WRITES, max_requests=80),
+            LimitRule(name="points (reads)", methods=_READS, max_requests=900 - 5 * 80),
         ),
     }
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from campaign_assets.sandbox.vendors.asana import ASANA
 from campaign_assets.sandbox.vendors.base import Vendor
+from campaign_assets.sandbox.vendors.buffer import BUFFER
 from campaign_assets.sandbox.vendors.canva import CANVA
+from campaign_assets.sandbox.vendors.github import GITHUB
 from campaign_assets.sandbox.vendors.google_docs import GOOGLE_DOCS
 from campaign_assets.sandbox.vendors.google_drive import GOOGLE_DRIVE
 from campaign_assets.sandbox.vendors.google_sheets import GOOGLE_SHEETS
 from campaign_assets.sandbox.vendors.openai import OPENAI, OPENROUTER
+from campaign_assets.sandbox.vendors.sendgrid import SENDGRID
 from campaign_assets.sandbox.vendors.slack import SLACK
 
 VENDORS: tuple[Vendor, ...] = (
@@ -20,6 +23,9 @@ VENDORS: tuple[Vendor, ...] = (
     ASANA,
     CANVA,
     SLACK,
+    SENDGRID,
+    BUFFER,
+    GITHUB,
 )
 
 __all__ = ["VENDORS", "Vendor"]
