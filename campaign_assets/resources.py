@@ -100,7 +100,7 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "email": (EmailResource, "SENDGRID", "SENDGRID_API_KEY"),
     "social": (SocialResource, "BUFFER", "BUFFER_ACCESS_TOKEN"),
     # Resource key "pages" (service "web"): the key "web" is the research fetcher's.
-    "pages": (PagesResource, "GITHUB_API", "GITHUB_TOKEN"),
+    "pages": (PagesResource, "GITHUB_API", "GITHUB_PAGES_TOKEN"),  # not GITHUB_TOKEN: a shell that has one must not publish by accident
 }
 
 # Retry and timeout policy for every HTTP client: (field, environment variable).

@@ -201,7 +201,7 @@ def service_env(url: str) -> dict[str, str]:
         "BUFFER_BASE_URL": f"{url}/buffer/1",
         "BUFFER_ACCESS_TOKEN": "sandbox-buffer-token",
         "GITHUB_API_BASE_URL": f"{url}/github",
-        "GITHUB_TOKEN": "ghp_sandboxtoken",
+        "GITHUB_PAGES_TOKEN": "ghp_sandboxtoken",
         "GITHUB_PAGES_REPOSITORY": "acme/campaigns",
         "GITHUB_PAGES_BRANCH": "gh-pages",
         # Slack last: test support reads the printed exports up to SLACK_CHANNEL.

@@ -271,7 +271,7 @@ class PagesResource(ServiceResource):
 
     def http_client(self, http: HttpSession) -> HttpPages:
         if not self.repository:
-            raise ValueError("PagesResource.repository is required when GITHUB_TOKEN is set (the HTTP backend)")
+            raise ValueError("PagesResource.repository is required when GITHUB_PAGES_TOKEN is set (the HTTP backend)")
         return HttpPages(http, self.repository, self.branch)
 
     def vendor_profile(self) -> VendorProfile:

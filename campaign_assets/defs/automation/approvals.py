@@ -11,7 +11,6 @@
   the gate alone after a rejection (its page then says rejected, and why).
 """
 
-from __future__ import annotations
 
 from typing import Literal
 

@@ -15,7 +15,6 @@ the spec sensor leave these assets out of such campaigns' runs altogether).
   sit behind the gate and check the approval again themselves.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
@@ -51,17 +50,31 @@ REVIEW_CHECKS = [
 ]
 
 
-@dg.asset(
-    **service_asset(
-        "llm",
-        group_name=APPROVAL_GROUP,
-        kinds={"openai", "slack", "html"},
-        description="The review packet of everything that would go out (pieces, creatives, landing page, media plan), "
-        "checked, and sent to the reviewers in Slack once per content fingerprint. Only for specs with "
-        "`reviewers` or `distribution`.",
-        check_specs=REVIEW_CHECKS,
-        output_required=False,
-    )
+_review = service_asset("llm")
+
+
+# A multi_asset of one output, so it can yield nothing at all (no output, no
+# checks) for a campaign without review sections: Dagster treats outputs and
+# check results as optional only in a subsettable multi_asset.
+@dg.multi_asset(
+    outs={
+        "campaign_review": dg.AssetOut(
+            group_name=APPROVAL_GROUP,
+            kinds={"openai", "slack", "html"},
+            owners=_review["owners"],
+            code_version=_review["code_version"],
+            is_required=False,
+            description="The review packet of everything that would go out (pieces, creatives, landing page, media "
+            "plan), checked, and sent to the reviewers in Slack once per content fingerprint. Only for specs with "
+            "`reviewers` or `distribution`.",
+        )
+    },
+    check_specs=REVIEW_CHECKS,
+    can_subset=True,
+    partitions_def=_review["partitions_def"],
+    retry_policy=_review["retry_policy"],
+    pool=_review["pool"],
+    op_tags=_review["op_tags"],
 )
 def campaign_review(
     context: dg.AssetExecutionContext,
@@ -119,6 +132,7 @@ def campaign_review(
     goes_out = release.summary()
     yield materialize_result(
         outcome,
+        asset_key="campaign_review",
         checks=checks,
         fingerprint=release.fingerprint,
         review_packet=dg.MetadataValue.path(str(result.packet)),

@@ -103,12 +103,17 @@ def failed_check(check: str, report: ItemReport, what: str) -> dg.AssetCheckResu
     )
 
 
-def materialize_result(outcome: Outcome, *, checks: Iterable[dg.AssetCheckResult] = (), **metadata: Any):
+def materialize_result(
+    outcome: Outcome, *, checks: Iterable[dg.AssetCheckResult] = (), asset_key: str | None = None, **metadata: Any
+):
     """An asset's result: the workflow's value, its item counts, its services'
-    numbers and its links, plus the asset's own ``metadata`` and ``checks``."""
+    numbers and its links, plus the asset's own ``metadata`` and ``checks``
+    (``asset_key``: which output, in a multi_asset)."""
     meta = report_metadata(*outcome.reports) | service_metadata(outcome.clients)
     meta |= {name: url(link) for name, link in outcome.links.items()}
-    return dg.MaterializeResult(value=outcome.value, metadata=meta | metadata, check_results=list(checks))
+    return dg.MaterializeResult(
+        asset_key=asset_key, value=outcome.value, metadata=meta | metadata, check_results=list(checks)
+    )
 
 
 def creatives_preview(creatives: list[dict[str, Any]]) -> str:

@@ -8,7 +8,6 @@ metadata ("not sent: awaiting approval ..."). A part the spec does not name
 (no ``distribution.email``...) is "not configured".
 """
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
