@@ -434,7 +434,7 @@ SPEC_SECTIONS: dict[str, tuple[str, ...]] = {
     "research_inputs": (*_IDENTITY, "pattern", "brand", "research"),
     # campaign_review and everything behind the approval gate: the checks
     # (brand's banned phrases, the channels' limits), who is asked, where it goes.
-    "review_inputs": (*_IDENTITY, "brand", "flight", "reviewers", "distribution"),
+    "review_inputs": (*_IDENTITY, "tone", "brand", "budget", "flight", "channels", "reviewers", "distribution"),
 }
 
 

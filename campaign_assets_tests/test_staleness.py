@@ -8,6 +8,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from campaign_assets.logic.review import build_release, landing_url_for, outgoing_texts, site_path, voice_request
+
 # Dagster's own stale-status resolver: the same answer the UI shows.
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
@@ -72,6 +74,8 @@ def _mutations() -> dict[str, dict]:
         "creative_sizes": {"creative_sizes": ["300x600"]},
         "tasks": {"tasks": [{"name": "Go", "offset_days": 0}]},
         "research": {"research": {"competitors": ["https://globex.example/"], "topics": ["pricing"]}},
+        "reviewers": {"reviewers": [{"name": "Dana", "slack": "U0DANA0001"}]},
+        "distribution": {"distribution": {"email": {"list_id": "list-1"}, "web": {"path": "launch"}}},
     }
 
 
@@ -97,7 +101,19 @@ def _reads(spec: CampaignSpec) -> dict[str, object]:
             vault_folder(spec.pattern, "Research"),
             spec.organization, spec.id,
         ),
+        "review_inputs": _review_reads(spec),
     }
+
+
+def _review_reads(spec: CampaignSpec) -> object:
+    """What the review, the gate and distribution derive from the spec: the
+    release built from fixed pieces and plan, the voice prompt, who is asked."""
+    pieces = [{"key": "g--email", "content_type": "email", "title": "T", "body": "# T\n\nBody."},
+              {"key": "g--social-post", "content_type": "social-post", "title": "S", "body": "# S\n\nPost."}]
+    release = build_release(spec, pieces, "meta", landing_url_for(spec, None), [], build_media_plan(spec))
+    texts = outgoing_texts(release, "landing")
+    return (release.as_dict(), voice_request(spec, "brief", texts).prompt, spec.reviewers, spec.reviewed,
+            site_path(spec), spec.organization, spec.id, spec.name)
 
 
 @pytest.mark.parametrize("field", sorted(_mutations()))
