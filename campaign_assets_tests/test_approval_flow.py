@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from campaign_assets.approvals import Approvals
+from campaign_assets.core.teardown import CLIENT_SERVICES, TeardownServices, teardown_campaign
 from campaign_assets.ledger import Ledger
+from campaign_assets.resources import build_resources
 from campaign_assets_tests.conftest import SEED
 from campaign_assets_tests.test_assets import checks, counts, materialize
 
@@ -90,6 +92,17 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
     assert len(ledger_rows(project, "campaign_review")) == 4  # a new round: asked again, once
     assert store.state("acme", CAMPAIGN).phase == "awaiting approval"
     store.dispose()
+
+    # Teardown undoes distribution in reverse: files removed, posts deleted, sends cancelled and deleted.
+    resources = build_resources(project)
+    with dg.build_resources(resources) as built, Ledger(f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}") as ledger:
+        services = TeardownServices.from_mapping({name: getattr(built, name) for name in CLIENT_SERVICES})
+        report = teardown_campaign(CAMPAIGN, workspace=built.workspace, ledger=ledger, services=services)
+    assert report.ok, report
+    removed = report.by_asset()
+    assert {a: removed[a]["deleted"] for a in BEHIND_GATE} == rows
+    assert site_files(project) == []
+    assert all(ledger_rows(project, a) == [] for a in BEHIND_GATE)
 
 
 def test_a_campaign_without_review_sections_skips_review_and_everything_behind_it(project: dict[str, str]) -> None:

@@ -231,7 +231,7 @@ class FakeResource:
 
 def fake_services(log: list[str], errors: dict[str, Exception], gone: set[str] | None = None) -> TeardownServices:
     fake = FakeResource(log, gone or set(), errors)
-    return TeardownServices(docs=fake, sheets=fake, asana=fake, canva=fake, dsp=fake, slack=fake)  # type: ignore[arg-type]
+    return TeardownServices(docs=fake, sheets=fake, asana=fake, canva=fake, dsp=fake, slack=fake, email=fake, social=fake, pages=fake)  # type: ignore[arg-type]
 
 
 def seed(ledger: Ledger, *rows: LedgerRow) -> None:

@@ -37,10 +37,13 @@ from campaign_assets.core.items import describe_error
 from campaign_assets.ledger import Ledger, LedgerRow, Scope
 from campaign_assets.resources import WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
+from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
+from campaign_assets.services.github_pages import PagesResource
 from campaign_assets.services.dsp import DSPResource
 from campaign_assets.services.local import inside, unlink
+from campaign_assets.services.sendgrid import EmailResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.spec import CAMPAIGN_ID_PATTERN, SpecError, find_spec_path, load_spec
@@ -52,7 +55,7 @@ Outcome = Literal["deleted", "gone", "skipped", "failed"]
 # The workflows' own stages, in teardown order (the reverse of the order the graph makes them).
 TEARDOWN: tuple[Stage, ...] = tuple(reversed([stage for module in WORKFLOWS for stage in module.STAGES]))
 STAGES: tuple[str, ...] = tuple(stage.name for stage in TEARDOWN)
-CLIENT_SERVICES: tuple[str, ...] = ("docs", "sheets", "asana", "canva", "dsp", "slack")
+CLIENT_SERVICES: tuple[str, ...] = ("docs", "sheets", "asana", "canva", "dsp", "slack", "email", "social", "pages")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class TeardownServices:
     canva: CanvaResource
     dsp: DSPResource
     slack: SlackResource
+    email: EmailResource
+    social: SocialResource
+    pages: PagesResource
 
     @classmethod
     def from_mapping(cls, resources: Mapping[str, Any]) -> TeardownServices:

@@ -5,7 +5,9 @@ asset after what it reads); the teardown driver (``core/teardown.py``) walks
 their ``STAGES`` in reverse. The names assets call are re-exported here.
 """
 
-from campaign_assets.workflows import brief, content, creatives, dsp, landing_page, media_plan, report, research, review, tasks
+from campaign_assets.workflows import (
+    brief, content, creatives, distribution, dsp, landing_page, media_plan, report, research, review, tasks,
+)
 from campaign_assets.workflows.brief import BRIEF_SECTIONS, brief_title, make_brief, missing_sections, spec_brief
 from campaign_assets.workflows.common import Outcome
 from campaign_assets.workflows.content import piece_key, store_library, write_content
@@ -17,7 +19,7 @@ from campaign_assets.workflows.report import campaign_facts, make_report
 from campaign_assets.workflows.research import make_research
 from campaign_assets.workflows.tasks import make_project
 
-WORKFLOWS = (research, brief, media_plan, tasks, creatives, landing_page, content, dsp, review, report)
+WORKFLOWS = (research, brief, media_plan, tasks, creatives, landing_page, content, dsp, review, distribution, report)
 
 __all__ = [
     "BRIEF_SECTIONS",

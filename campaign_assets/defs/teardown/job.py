@@ -11,9 +11,12 @@ from pydantic import Field
 from campaign_assets.defs.campaign.common import campaigns_partitions
 from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
+from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
+from campaign_assets.services.github_pages import PagesResource
 from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.sendgrid import EmailResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.settings import KIND_TAG, SERVICE_TAG, TEARDOWN_JOB
@@ -50,9 +53,14 @@ def teardown_campaign_op(
     canva: CanvaResource,
     dsp: DSPResource,
     slack: SlackResource,
+    email: EmailResource,
+    social: SocialResource,
+    pages: PagesResource,
 ) -> dg.Output[dict[str, Any]]:
     campaign = context.partition_key
-    services = TeardownServices(docs=docs, sheets=sheets, asana=asana, canva=canva, dsp=dsp, slack=slack)
+    services = TeardownServices(
+        docs=docs, sheets=sheets, asana=asana, canva=canva, dsp=dsp, slack=slack, email=email, social=social, pages=pages
+    )
     report = teardown_campaign(
         campaign, workspace=workspace, ledger=ledger.open(), services=services, organization=config.organization
     )
