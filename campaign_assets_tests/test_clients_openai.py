@@ -229,3 +229,27 @@ def test_insufficient_quota_is_permanent() -> None:
     assert openai_classify(httpx.Response(429, json=body)) == "permanent"
     assert openai_classify(httpx.Response(429, json={"error": {"code": "rate_limit_exceeded"}})) == "rate_limited"
     assert openai_classify(httpx.Response(503)) == "retryable"
+
+
+def test_json_mode_answers_the_fields_the_prompt_asks_for(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """The brand-voice review asks for JSON (response_format json_object): the
+    sandbox answers an object with the prompt's fields, and refuses, as OpenAI
+    does, a conversation that never says JSON."""
+    from campaign_assets.logic.review import parse_voice
+
+    asking = PromptRequest("review", "You review.", 'Answer with JSON only: {"score": <integer 1-10>, "notes": ["..."]}', json_reply=True)
+    silent = PromptRequest("review", "You review.", "Score it.", json_reply=True)
+
+    async def scenario() -> tuple[str, BaseException | None]:
+        async with LLMResource(api_key=TOKEN, base_url=f"{sandbox.url}/openai/v1", **FAST).session(tmp_path) as client:
+            answer = (await client.complete(asking)).text
+            try:
+                await client.complete(silent)
+            except PermanentVendorError as error:
+                return answer, error
+            return answer, None
+
+    answer, error = run(scenario())
+    review = parse_voice(answer)
+    assert review.score is not None and 1 <= review.score <= 10 and review.notes
+    assert error is not None and "json" in str(error).lower()

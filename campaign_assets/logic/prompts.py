@@ -92,6 +92,7 @@ class PromptRequest:
     prompt: str
     context: dict[str, Any] = field(default_factory=dict)
     max_tokens: int = 1200
+    json_reply: bool = False  # ask for a JSON object (OpenAI's JSON mode, response_format json_object)
 
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.prompt}]

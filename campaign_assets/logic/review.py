@@ -414,6 +414,7 @@ def voice_request(spec: CampaignSpec, brief_markdown: str, texts: Mapping[str, s
         prompt=prompt,
         context=voice_heuristics(spec, texts),
         max_tokens=600,
+        json_reply=True,
     )
 
 

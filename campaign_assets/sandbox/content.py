@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 
 from PIL import Image
@@ -32,6 +33,25 @@ def compose_reply(prompt: str) -> str:
         for heading in headings
     ]
     return "\n\n".join([intro, *sections])
+
+
+_JSON_FIELD = re.compile(r'"(\w+)"\s*:\s*(<integer (\d+)-(\d+)|\[|")')
+
+
+def compose_json_reply(prompt: str) -> str:
+    """JSON mode (``response_format: json_object``): an object with the fields
+    the prompt's example answer names, filled deterministically from the
+    prompt: ``<integer a-b>`` placeholders get an integer in that range, lists
+    get one sentence, strings a sentence."""
+    digest = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
+    sentence = compose_reply(prompt).split(". ")[1].strip().rstrip(".") + "."
+    reply: dict[str, object] = {}
+    for name, kind, low, high in _JSON_FIELD.findall(prompt):
+        if low and high:
+            reply[name] = int(low) + digest % (int(high) - int(low) + 1)
+        else:
+            reply[name] = [sentence] if kind == "[" else sentence
+    return json.dumps(reply or {"answer": sentence})
 
 
 def estimate_tokens(text: str) -> int:

@@ -119,6 +119,8 @@ class HttpLLM(HttpClient):
             "max_tokens": request.max_tokens,
             "temperature": self.temperature,
         }
+        if request.json_reply:
+            body["response_format"] = {"type": "json_object"}
         model, message = await chat_completion(self.http, body)
         text = message.get("content")
         if not isinstance(text, str) or not text.strip():

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from starlette.responses import Response
 
-from campaign_assets.sandbox.content import compose_reply, estimate_tokens, render_png
+from campaign_assets.sandbox.content import compose_json_reply, compose_reply, estimate_tokens, render_png
 from campaign_assets.sandbox.state import AuthOutcome
 from campaign_assets.sandbox.vendors.base import (
     ApiError,
@@ -119,6 +119,12 @@ def _completion(call: Call, response_id: str, message_extra: dict[str, Any]) -> 
     body = call.json()
     prompt = _last_user_text(body)
     reply = compose_reply(prompt)
+    if (body.get("response_format") or {}).get("type") == "json_object":
+        # OpenAI's JSON mode refuses a conversation that never says "JSON".
+        said = " ".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
+        if "json" not in said.lower():
+            raise ApiError(400, "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.")
+        reply = compose_json_reply(prompt)
     prompt_tokens = sum(
         estimate_tokens(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict)
     )
