@@ -14,7 +14,6 @@ from benchmarks.ideal import Call, profile_slots, seed_workload, simulate
 from campaign_assets.resources import SERVICE_ENV, build_resources
 from campaign_assets.runs import apply_pool_limits, pool_limits
 from campaign_assets.sandbox.config import default_limits
-from campaign_assets_tests.support.in_flight import peak_in_flight
 from campaign_assets.settings import (
     CAPS_PROFILES,
     SEED_PROFILE,
@@ -22,6 +21,7 @@ from campaign_assets.settings import (
     VENDOR_PROFILE,
     caps_profile,
 )
+from campaign_assets_tests.support.in_flight import peak_in_flight
 
 
 def test_vendor_profile_is_the_default_and_seed_is_named() -> None:
