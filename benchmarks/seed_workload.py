@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from campaign_assets_tests.support.dagster import temp_project
-from campaign_assets_tests.support.in_flight import max_concurrency
+from campaign_assets_tests.support.in_flight import max_concurrency, peak_in_flight, vendor_of
 from campaign_assets_tests.support.sandbox import duplicates, sandbox_process
 from benchmarks.ideal import profile_slots, seed_workload, sequential_seconds, simulate
-from campaign_assets.settings import CAPS_PROFILE_ENV, CAPS_PROFILES, DEFAULT_CAPS_PROFILE, caps_profile
+from campaign_assets.settings import CAPS_PROFILE_ENV, CAPS_PROFILES, DEFAULT_CAPS_PROFILE, CapsProfile, caps_profile
 
 SEED = "q4-product-launch"
 
@@ -153,6 +153,19 @@ def step_timings(instance: Any, run_id: str) -> dict[str, Any]:
     }
 
 
+def caps_exceeded(calls: list[dict[str, Any]], profile: CapsProfile) -> dict[str, int]:
+    """Slot keys (a service, or a shared group such as openai) whose answered
+    calls were ever more in flight at once than the profile's cap: key -> peak."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for call in calls:
+        service = vendor_of(call)
+        if service in profile.caps and not call.get("rate_limited"):
+            spans.setdefault(profile.slot_key(service)[0], []).append((call["start"], call["end"]))
+    caps = {profile.slot_key(service)[0]: profile.slot_key(service)[1] for service in profile.caps}
+    peaks = {key: peak_in_flight(intervals) for key, intervals in spans.items()}
+    return {key: peak for key, peak in peaks.items() if peak > caps[key]}
+
+
 def rate_limited(calls: list[dict[str, Any]]) -> dict[str, int]:
     """Calls the sandbox answered 429, per vendor (its call log's ``rate_limited``)."""
     counts: dict[str, int] = {}
@@ -199,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     peaks = max_concurrency(state["calls"])
     dupes = duplicates(state)
     limited = rate_limited(state["calls"])
+    over = caps_exceeded(state["calls"], profile)
     share = sum(limited.values()) / max(1, len(state["calls"]))
     ratio = run["run_s"] / ideal
     speedup = sequential / run["run_s"]
@@ -208,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"step start overhead: mean {run['step_start_overhead_mean_s']:.2f}s, max "
           f"{run['step_start_overhead_max_s']:.2f}s; per step {run['step_start_overhead_s']}")
     print(f"calls in flight at most: {peaks} (caps {profile.name}: {dict(profile.caps)}, shared "
-          f"{ {g: c for g, c in profile.group_caps.items()} }); duplicates: {dupes or 'none'}")
+          f"{ {g: c for g, c in profile.group_caps.items()} }); caps held: {'yes' if not over else over}; "
+          f"duplicates: {dupes or 'none'}")
     print(f"answered 429: {sum(limited.values())} of {len(state['calls'])} calls ({share:.2%}); "
           f"by vendor {dict(limited) or 'none'}")
     figures = {
@@ -226,12 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         "success": run["success"],
         "duplicates": len(dupes),
         "max_in_flight": peaks,
+        "caps_held": not over,
         "calls": len(state["calls"]),
         "rate_limited": sum(limited.values()),
         "rate_limited_share": round(share, 4),
     }
     print(json.dumps(figures))
-    return 0 if run["success"] and not dupes else 1
+    return 0 if run["success"] and not dupes and not over else 1
 
 
 if __name__ == "__main__":

@@ -121,3 +121,20 @@ def test_a_shared_group_caps_its_services_together() -> None:
     assert peak_in_flight((alone.start[c.name], alone.end[c.name]) for c in calls) == 6
     with pytest.raises(KeyError):
         simulate(calls, {"llm": 3})  # a service without a cap is an error, not unlimited
+
+
+def test_seed_workload_checks_each_slot_key_against_its_cap() -> None:
+    """The benchmark's caps check counts chat and images together under the vendor profile."""
+    from benchmarks.seed_workload import caps_exceeded, rate_limited
+
+    def call(endpoint: str, start: float, limited: bool = False) -> dict:
+        return {"vendor": "openai", "endpoint": endpoint, "start": start, "end": start + 1.0, "rate_limited": limited}
+
+    calls = [call("POST /chat/completions", 0.0) for _ in range(10)]
+    calls += [call("POST /images/generations", 0.0) for _ in range(6)]
+    assert caps_exceeded(calls, VENDOR_PROFILE) == {}  # 16 at once: OpenAI's cap, held
+    assert caps_exceeded(calls, SEED_PROFILE) == {"llm": 10, "images": 6}
+    calls.append(call("POST /images/generations", 0.5))
+    calls.append(call("POST /images/generations", 0.5, limited=True))  # refused: never in flight
+    assert caps_exceeded(calls, VENDOR_PROFILE) == {"openai": 17}
+    assert rate_limited(calls) == {"openai": 1}
