@@ -95,16 +95,18 @@ VENDOR_PROFILE = CapsProfile(
     name="vendor",
     caps=MappingProxyType(
         {
-            # OpenAI: limits are per organization and model, by usage tier, in
-            # requests and tokens per minute, 429 when exceeded
-            # (developers.openai.com/api/docs/guides/rate-limits). Chat and
-            # image generation count against one organization: one group,
-            # "openai", 16 in flight (the sandbox's model of a standard tier).
+            # OpenAI: limits are per organization (or project) and model, by
+            # usage tier, in requests and tokens (images) per minute, 429 when
+            # exceeded (developers.openai.com/api/docs/guides/rate-limits).
+            # Chat and image generation count against one organization: one
+            # slot group, "openai". No concurrency figure is published: 16 in
+            # flight is the sandbox's model of a standard tier (issue #10).
             "llm": 16,
             "images": 16,
             # Google Docs: 60 write and 300 read requests per minute per user
             # per project (developers.google.com/workspace/docs/api/limits);
-            # 10 in flight at ~15 s a call is ~40 a minute, inside it.
+            # 10 in flight at ~15 s a call is ~40 a minute, inside it (10 is
+            # the sandbox's concurrency model; Google publishes none).
             "docs": 10,
             # Google Sheets: 60 read and 60 write requests per minute per user
             # per project (developers.google.com/workspace/sheets/api/limits).
@@ -113,14 +115,16 @@ VENDOR_PROFILE = CapsProfile(
             # token, 150 requests per minute on a free domain, 1,500 paid
             # (developers.asana.com/docs/rate-limits).
             "asana": 15,
-            # Canva Connect: per-user, per-endpoint limits (asset uploads 30 a
-            # minute), 429 too_many_requests, no Retry-After
-            # (canva.dev/docs/connect/api-requests-responses); 5 in flight.
+            # Canva Connect: per-user, per-endpoint limits: create asset upload
+            # job 30 a minute, get asset upload job 180 a minute (each
+            # endpoint's reference page, canva.dev/docs/connect/api-reference/
+            # assets), 429 too_many_requests without Retry-After. No concurrency
+            # figure is published: 5 in flight is the sandbox's model.
             "canva": 5,
             # No DSP HTTP backend yet: local records, the seed's figure.
             "dsp": 4,
-            # Slack: chat.postMessage is 1 message per second per channel
-            # (api.slack.com/docs/rate-limits, "special" rate limits).
+            # Slack: chat.postMessage is one message per second per channel
+            # (docs.slack.dev/apis/web-api/rate-limits, the special tier).
             "slack": 1,
         }
     ),
