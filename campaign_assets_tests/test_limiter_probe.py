@@ -67,15 +67,15 @@ def test_limiter_converges_below_the_cap_at_a_lower_vendor_tier(sandbox: Sandbox
     settled = log[len(log) // 4:]
     settled_429 = sum(bool(c.get("rate_limited")) for c in settled)
     assert settled_429 <= 0.05 * len(settled), (settled_429, len(settled))
-    # Requests we had in flight: after the burst, at most one over the vendor's
-    # limit (the probe), and that only for a small share of the requests sent.
+    # Requests we had in flight: after the burst, rarely over the vendor's limit
+    # (the probe one above it), and almost never further (a fixed cap of 16 would
+    # be over it on nearly every request).
     settled_grants = limiter.granted_at[len(limiter.granted_at) // 4:]
-    assert max(settled_grants) <= vendor_limit + 1, sorted(set(settled_grants))
     probing = sum(n > vendor_limit for n in settled_grants)
-    assert probing <= 0.15 * len(settled_grants), (probing, len(settled_grants))
-    assert limiter.ceiling == vendor_limit + 1  # it learned where the vendor says no
-    assert limiter.limit <= vendor_limit + 1 and limiter.decreases >= 2
-
+    assert probing <= 0.2 * len(settled_grants), (probing, len(settled_grants))
+    beyond = sum(n > vendor_limit + 2 for n in settled_grants)
+    assert beyond <= 0.02 * len(settled_grants), (beyond, sorted(set(settled_grants)))
+    assert limiter.limit <= vendor_limit + 2 and limiter.decreases >= 2
 
 def test_ceiling_slows_the_probe_only_where_the_vendor_refused() -> None:
     limiter = AdaptiveLimiter(16)
