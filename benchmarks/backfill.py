@@ -1,6 +1,7 @@
 """Twenty campaigns through one Dagster backfill, against the sandbox's vendor limits.
 
     python -m benchmarks.backfill --campaigns 20 --scale 0.2
+    python -m benchmarks.backfill --campaigns 10,20,50 --storage postgres
 
 Starts the sandbox (vendor limits on), dagster-webserver and dagster-daemon on
 a fresh instance (the project's dagster.yaml: queued runs, pools), registers
@@ -10,6 +11,19 @@ the achieved use of each of its limits (requests per window, or average
 requests in flight over the concurrency cap) across the backfill, failed
 items from the ledger and duplicates in the sandbox. Ends with one JSON line
 holding bottleneck_utilization, failed_items and duplicates.
+
+``--campaigns`` takes one count or a list (``10,20,50``): one fresh backfill
+(fresh sandbox, instance and ledger) per count, one JSON line each, then a
+table. Each backfill also reports what the runs cost the machine: CPU-seconds
+(user + system) summed over every run process (``dagster api execute_run``
+and its step processes, sampled with psutil every half second, so a process
+that lives less than that is missed, one that ends loses at most its last
+half second) and the peak memory of those processes at once (proportional
+set size, shared pages split, so forked steps are not counted twice), in total and per campaign; the webserver, daemon and code
+servers are reported beside them. ``--storage postgres`` puts Dagster's
+storage and the ledger in a database of their own on 127.0.0.1:5432
+(dagster.postgres.yaml), created before and dropped after; ``--caps`` picks
+the caps profile (``CAMPAIGN_CAPS_PROFILE``; default: the vendors' limits).
 """
 
 from __future__ import annotations
@@ -19,13 +33,21 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import Self
+
 import yaml
 
+from campaign_assets.settings import CAPS_PROFILE_ENV, CAPS_PROFILES, DEFAULT_CAPS_PROFILE
 from campaign_assets_tests.support.dagster import PROJECT, dagster_processes, graphql, temp_project
 from campaign_assets_tests.support.ports import free_port
 from campaign_assets_tests.support.sandbox import duplicates, sandbox_process
@@ -42,19 +64,7 @@ mutation Launch($params: LaunchBackfillParams!) {
 """
 ASSET_KEYS = """{ assetNodes { assetKey { path } } }"""
 
-# Caps sized to the vendors' own published limits, as a team would set them
-# for a backfill (the defaults are the seeds'): chat and image generation
-# split OpenAI's 16 requests in flight by demand (8 + 8; one shared group,
-# LLM_SHARED_SLOTS=IMAGES_SHARED_SLOTS=openai:16, measured 0.71 against 0.75
-# for the split); Docs and Sheets 10, Canva 5 and Asana 15 concurrent requests.
-CAPS = {
-    "LLM_MAX_CONCURRENCY": "8",
-    "IMAGES_MAX_CONCURRENCY": "8",
-    "GOOGLE_DOCS_MAX_CONCURRENCY": "10",
-    "GOOGLE_SHEETS_MAX_CONCURRENCY": "10",
-    "CANVA_MAX_CONCURRENCY": "5",
-    "ASANA_MAX_CONCURRENCY": "15",
-}
+PG_ADMIN_URL = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 def write_specs(folder: Path, count: int) -> list[str]:
@@ -147,46 +157,215 @@ def failed_items(ledger_url: str) -> int:
     return count
 
 
+# ---- what the runs cost the machine ----------------------------------------------
+@dataclass
+class _Seen:
+    cpu_s: float = 0.0
+    rss: int = 0
+    run: bool = False
+
+
+class ProcessMeter:
+    """Samples every process below this one (except ``exclude``'s trees) with psutil.
+
+    Per process (pid and start time, so a reused pid is a new process): its
+    last CPU-seconds (user + system) and whether it is a run process (a run
+    worker, which a code server spawns with multiprocessing or starts as
+    ``dagster api execute_run``, or its descendants: the forkserver, the steps
+    and their log tails). Per sample: resident memory of the run processes together, and of
+    the others (webserver, daemon, code servers). A thread, stopped by ``stop``.
+    """
+
+    def __init__(self, exclude: list[int], interval_s: float = 0.5) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._me = psutil.Process()
+        self._exclude = set(exclude)
+        self._interval_s = interval_s
+        self._seen: dict[tuple[int, float], _Seen] = {}
+        self.peak_run_rss = 0
+        self.peak_other_rss = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self._interval_s)
+
+    def sample(self) -> None:
+        psutil = self._psutil
+        run_rss = other_rss = 0
+        runs: set[int] = set()
+        servers: set[int] = set()  # code servers: the daemon's launches a run as a spawned child
+        try:
+            children = self._me.children(recursive=True)
+        except psutil.Error:
+            return
+        skip: set[int] = set()
+        for proc in children:  # parents come before their children
+            try:
+                parent = proc.ppid()
+                if proc.pid in self._exclude or parent in skip:
+                    skip.add(proc.pid)
+                    continue
+                with proc.oneshot():
+                    key = (proc.pid, proc.create_time())
+                    times = proc.cpu_times()
+                    memory = proc.memory_full_info()  # PSS: shared pages (the forkserver's) split, not counted per child
+                    rss, pss = memory.rss, getattr(memory, "pss", memory.rss)
+                    command = " ".join(proc.cmdline())
+                    if "api grpc" in command or "code-server" in command:
+                        servers.add(proc.pid)
+                    is_run = parent in runs or "execute_run" in command or (parent in servers and "spawn_main" in command)
+            except psutil.Error:  # gone between the listing and the look
+                continue
+            if is_run:
+                runs.add(proc.pid)
+                run_rss += pss
+            else:
+                other_rss += pss
+            seen = self._seen.setdefault(key, _Seen())
+            seen.cpu_s, seen.rss, seen.run = times.user + times.system, max(seen.rss, rss), is_run
+        self.peak_run_rss = max(self.peak_run_rss, run_rss)
+        self.peak_other_rss = max(self.peak_other_rss, other_rss)
+        self.samples += 1
+
+    def figures(self, campaigns: int) -> dict[str, float]:
+        run_cpu = sum(s.cpu_s for s in self._seen.values() if s.run)
+        other_cpu = sum(s.cpu_s for s in self._seen.values() if not s.run)
+        mb = 1024 * 1024
+        return {
+            "run_cpu_s": round(run_cpu, 1),
+            "run_cpu_s_per_campaign": round(run_cpu / campaigns, 2),
+            "run_processes": sum(s.run for s in self._seen.values()),
+            "peak_run_memory_mb": round(self.peak_run_rss / mb, 1),
+            "peak_run_memory_mb_per_campaign": round(self.peak_run_rss / mb / campaigns, 1),
+            "largest_process_rss_mb": round(max((s.rss for s in self._seen.values()), default=0) / mb, 1),
+            "other_cpu_s": round(other_cpu, 1),
+            "peak_other_memory_mb": round(self.peak_other_rss / mb, 1),
+        }
+
+
+@contextmanager
+def storage_env(storage: str, home: Path) -> Iterator[dict[str, str]]:
+    """Environment for Dagster's storage and the ledger: the embedded SQLite, or
+    a fresh Postgres database (created here, dropped on the way out)."""
+    if storage == "sqlite":
+        yield {}
+        return
+    import sqlalchemy as sa
+
+    name = f"ca_backfill_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        (home / "dagster.yaml").write_text((PROJECT / "dagster.postgres.yaml").read_text())
+        yield {"DAGSTER_PG_URL": url, "CAMPAIGN_LEDGER_URL": url}
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def campaign_counts(text: str) -> list[int]:
+    """``20`` or ``10,20,50``."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a list like 10,20,50, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected counts >= 1, got {text!r}")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--campaigns", type=campaign_counts, default=[20], help="a count, or a list: 10,20,50")
     parser.add_argument("--scale", type=float, default=0.2)
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the backfill")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each backfill")
+    parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite",
+                        help="Dagster storage and the ledger (postgres: a database of its own on 127.0.0.1:5432)")
+    parser.add_argument("--caps", choices=sorted(CAPS_PROFILES), default=DEFAULT_CAPS_PROFILE,
+                        help="caps profile of the runs (CAMPAIGN_CAPS_PROFILE)")
     args = parser.parse_args(argv)
 
+    results = [run_backfill(count, args) for count in args.campaigns]
+    if len(results) > 1:
+        print(f"\n{'campaigns':>9} {'backfill s':>10} {'run CPU-s/campaign':>18} {'peak run memory MB/campaign':>24} "
+              f"{'bottleneck use':>14} {'failed':>6} {'dupes':>5}")
+        for r in results:
+            print(f"{r['campaigns']:>9} {r['backfill_s']:>10} {r['run_cpu_s_per_campaign']:>18} "
+                  f"{r['peak_run_memory_mb_per_campaign']:>24} {r['bottleneck_utilization']:>14} "
+                  f"{r['failed_items']:>6} {r['duplicates']:>5}")
+    ok = all(r["runs_succeeded"] == r["runs"] and not r["failed_items"] and not r["duplicates"] for r in results)
+    return 0 if ok else 1
+
+
+def run_backfill(count: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One backfill of ``count`` campaigns on a fresh sandbox, instance and ledger; its figures."""
     import dagster as dg
 
-    with sandbox_process(args.scale) as sandbox, temp_project() as project:
-        ids = write_specs(Path(project["CAMPAIGNS_DIR"]), args.campaigns)
-        env = sandbox.env | project | CAPS
-        os.environ.update(env)
-        subprocess.run([sys.executable, "-m", "campaign_assets.cli", "pools"], env=os.environ, check=True,
-                       stdout=subprocess.DEVNULL)
-        instance = dg.DagsterInstance.get()
-        instance.add_dynamic_partitions("campaigns", ids)
-        with dagster_processes(env, free_port()) as url:
-            keys = [node["assetKey"] for node in graphql(url, ASSET_KEYS)["assetNodes"]]
-            started = time.time()
-            launched = graphql(url, LAUNCH, {"params": {"assetSelection": keys, "partitionNames": ids}})
-            result = launched["launchPartitionBackfill"]
-            if result["__typename"] != "LaunchBackfillSuccess":
-                raise RuntimeError(result)
-            backfill_id = result["backfillId"]
-            print(f"backfill {backfill_id}: {len(ids)} campaigns x {len(keys)} assets at scale {args.scale}", flush=True)
-            while True:
-                backfill = instance.get_backfill(backfill_id)
-                runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-                finished = [r for r in runs if r.is_finished]
-                if backfill.status.value != "REQUESTED" and len(finished) == len(runs):
-                    break
-                if time.time() - started > args.timeout:
-                    raise TimeoutError(f"backfill not done after {args.timeout}s: {backfill.status}")
-                time.sleep(2)
-            elapsed = time.time() - started
-            succeeded = sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-            spans = run_spans(instance, runs)
-        state = sandbox.state()
-        failed = failed_items(f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}")
+    saved = dict(os.environ)
+    try:
+        with (
+            sandbox_process(args.scale) as sandbox,
+            temp_project() as project,
+            storage_env(args.storage, Path(project["DAGSTER_HOME"])) as storage,
+        ):
+            ids = write_specs(Path(project["CAMPAIGNS_DIR"]), count)
+            env = sandbox.env | project | storage | {CAPS_PROFILE_ENV: args.caps}
+            os.environ.update(env)
+            subprocess.run([sys.executable, "-m", "campaign_assets.cli", "pools"], env=os.environ, check=True,
+                           stdout=subprocess.DEVNULL)
+            instance = dg.DagsterInstance.get()
+            instance.add_dynamic_partitions("campaigns", ids)
+            with dagster_processes(env, free_port()) as url, ProcessMeter(exclude=[sandbox.process.pid]) as meter:
+                keys = [node["assetKey"] for node in graphql(url, ASSET_KEYS)["assetNodes"]]
+                started = time.time()
+                launched = graphql(url, LAUNCH, {"params": {"assetSelection": keys, "partitionNames": ids}})
+                result = launched["launchPartitionBackfill"]
+                if result["__typename"] != "LaunchBackfillSuccess":
+                    raise RuntimeError(result)
+                backfill_id = result["backfillId"]
+                print(f"backfill {backfill_id}: {len(ids)} campaigns x {len(keys)} assets at scale {args.scale}, "
+                      f"{args.storage} storage, caps {args.caps}", flush=True)
+                while True:
+                    backfill = instance.get_backfill(backfill_id)
+                    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+                    finished = [r for r in runs if r.is_finished]
+                    if backfill.status.value != "REQUESTED" and len(finished) == len(runs):
+                        break
+                    if time.time() - started > args.timeout:
+                        raise TimeoutError(f"backfill not done after {args.timeout}s: {backfill.status}")
+                    time.sleep(2)
+                elapsed = time.time() - started
+                meter.stop()
+                cost = meter.figures(len(ids))
+                succeeded = sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+                spans = run_spans(instance, runs)
+            instance.dispose()
+            state = sandbox.state()
+            ledger_url = storage.get("CAMPAIGN_LEDGER_URL") or f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}"
+            failed = failed_items(ledger_url)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
     calls = state["calls"]
     window = (min(c["start"] for c in calls), max(c["end"] for c in calls))
@@ -212,8 +391,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(timeline(state, bottleneck[0], window)))
     print(f"bottleneck: {bottleneck[0]} {bottleneck[1]} at {bottleneck[2]:.2f} of its limit; "
           f"failed items: {failed}; duplicates: {len(dupes)}")
+    print(f"run processes: {cost['run_cpu_s']} CPU-s ({cost['run_cpu_s_per_campaign']} per campaign) over "
+          f"{cost['run_processes']} processes; peak {cost['peak_run_memory_mb']} MB (PSS) at once "
+          f"({cost['peak_run_memory_mb_per_campaign']} MB per campaign, largest process "
+          f"{cost['largest_process_rss_mb']} MB); webserver, daemon and code servers: {cost['other_cpu_s']} CPU-s, "
+          f"peak {cost['peak_other_memory_mb']} MB")
     figures = {
         "campaigns": len(ids),
+        "storage": args.storage,
+        "caps": args.caps,
         "scale": args.scale,
         "runs": len(runs),
         "runs_succeeded": succeeded,
@@ -224,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         "failed_items": failed,
         "duplicates": len(dupes),
         "rate_limited": dict(rate_limited),
+        **cost,
     }
-    print(json.dumps(figures))
-    return 0 if succeeded == len(runs) and not failed and not dupes else 1
+    print(json.dumps(figures), flush=True)
+    return figures
 
 
 if __name__ == "__main__":

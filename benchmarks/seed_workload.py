@@ -1,6 +1,6 @@
 """The seed workload three ways, in one invocation (DESIGN.md §10).
 
-    python -m benchmarks.seed_workload --scale 0.25
+    python -m benchmarks.seed_workload --scale 0.25 [--caps vendor|seed]
 
 1. sequential: every call of the workload one at a time through the same
    HTTP clients against the sandbox (the seeds' "before");
@@ -8,8 +8,14 @@
    executor (RUN_START to RUN_SUCCESS, and end-to-end wall);
 3. ideal: a zero-overhead simulation of the same calls under the same caps.
 
-Prints the figures, then one JSON line with sequential_s, run_s, wall_s,
-ideal_s, ratio, speedup and the per-step start overhead.
+``--caps`` picks the caps profile (``CAMPAIGN_CAPS_PROFILE`` for every client
+and run this starts, and the ideal's caps): ``vendor`` (the default: each
+vendor's published limit, chat and images sharing OpenAI's) or ``seed`` (the
+seeds' own caps). The sandbox enforces the vendors' published limits either
+way; the share of calls it answered 429 is reported.
+
+Prints the figures, then one JSON line with caps, sequential_s, run_s, wall_s,
+ideal_s, ratio, speedup, rate_limited_share and the per-step start overhead.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from campaign_assets_tests.support.dagster import temp_project
-from campaign_assets_tests.support.in_flight import max_concurrency
+from campaign_assets_tests.support.in_flight import max_concurrency, peak_in_flight, vendor_of
 from campaign_assets_tests.support.sandbox import duplicates, sandbox_process
-from benchmarks.ideal import SEED_CAPS, seed_workload, sequential_seconds, simulate
+from benchmarks.ideal import profile_slots, seed_workload, sequential_seconds, simulate
+from campaign_assets.settings import CAPS_PROFILE_ENV, CAPS_PROFILES, DEFAULT_CAPS_PROFILE, CapsProfile, caps_profile
 
 SEED = "q4-product-launch"
 
@@ -146,6 +153,28 @@ def step_timings(instance: Any, run_id: str) -> dict[str, Any]:
     }
 
 
+def caps_exceeded(calls: list[dict[str, Any]], profile: CapsProfile) -> dict[str, int]:
+    """Slot keys (a service, or a shared group such as openai) whose answered
+    calls were ever more in flight at once than the profile's cap: key -> peak."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for call in calls:
+        service = vendor_of(call)
+        if service in profile.caps and not call.get("rate_limited"):
+            spans.setdefault(profile.slot_key(service)[0], []).append((call["start"], call["end"]))
+    caps = {profile.slot_key(service)[0]: profile.slot_key(service)[1] for service in profile.caps}
+    peaks = {key: peak_in_flight(intervals) for key, intervals in spans.items()}
+    return {key: peak for key, peak in peaks.items() if peak > caps[key]}
+
+
+def rate_limited(calls: list[dict[str, Any]]) -> dict[str, int]:
+    """Calls the sandbox answered 429, per vendor (its call log's ``rate_limited``)."""
+    counts: dict[str, int] = {}
+    for call in calls:
+        if call.get("rate_limited"):
+            counts[call["vendor"]] = counts.get(call["vendor"], 0) + 1
+    return counts
+
+
 # ---- main -------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -154,16 +183,24 @@ def main(argv: list[str] | None = None) -> int:
         "--sequential", choices=("measure", "compute"), default="measure",
         help="measure the sequential baseline against the sandbox, or compute it from the latencies",
     )
+    parser.add_argument(
+        "--caps", choices=sorted(CAPS_PROFILES), default=DEFAULT_CAPS_PROFILE,
+        help="caps profile for the clients and the run (CAMPAIGN_CAPS_PROFILE) and for the ideal",
+    )
     args = parser.parse_args(argv)
 
+    profile = caps_profile({CAPS_PROFILE_ENV: args.caps})
     calls = seed_workload(scale=args.scale)
-    ideal = simulate(calls, SEED_CAPS).makespan
+    ideal = simulate(calls, *profile_slots(profile)).makespan
     computed_sequential = sequential_seconds(calls)
     with sandbox_process(args.scale) as sandbox, temp_project([SEED]) as project:
         # Time in the sandbox runs 1/scale times faster: so does Canva's job polling.
-        os.environ.update(sandbox.env | project | {"CANVA_POLL_INTERVAL_S": str(round(max(0.05, args.scale), 3))})
-        print(f"sandbox at {sandbox.url}, scale {args.scale}; ideal {ideal:.1f}s, sequential (sum of latencies) "
-              f"{computed_sequential:.1f}s", flush=True)
+        os.environ.update(sandbox.env | project | {
+            "CANVA_POLL_INTERVAL_S": str(round(max(0.05, args.scale), 3)),
+            CAPS_PROFILE_ENV: profile.name,  # read by build_resources and apply_pool_limits, here and in the run
+        })
+        print(f"sandbox at {sandbox.url}, scale {args.scale}, caps {profile.name}; ideal {ideal:.1f}s, "
+              f"sequential (sum of latencies) {computed_sequential:.1f}s", flush=True)
         if args.sequential == "measure":
             sequential = run_sequential(project)
             print(f"sequential: {sequential:.1f}s measured", flush=True)
@@ -174,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         state = sandbox.state()
     peaks = max_concurrency(state["calls"])
     dupes = duplicates(state)
+    limited = rate_limited(state["calls"])
+    over = caps_exceeded(state["calls"], profile)
+    share = sum(limited.values()) / max(1, len(state["calls"]))
     ratio = run["run_s"] / ideal
     speedup = sequential / run["run_s"]
     print(f"dagster run: {run['run_s']:.1f}s (RUN_START→RUN_SUCCESS), wall {run['wall_s']:.1f}s, "
@@ -181,8 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ideal: {ideal:.1f}s   ratio run/ideal: {ratio:.3f}   speedup over sequential: {speedup:.2f}x")
     print(f"step start overhead: mean {run['step_start_overhead_mean_s']:.2f}s, max "
           f"{run['step_start_overhead_max_s']:.2f}s; per step {run['step_start_overhead_s']}")
-    print(f"calls in flight at most: {peaks} (caps {SEED_CAPS}); duplicates: {dupes or 'none'}")
+    print(f"calls in flight at most: {peaks} (caps {profile.name}: {dict(profile.caps)}, shared "
+          f"{ {g: c for g, c in profile.group_caps.items()} }); caps held: {'yes' if not over else over}; "
+          f"duplicates: {dupes or 'none'}")
+    print(f"answered 429: {sum(limited.values())} of {len(state['calls'])} calls ({share:.2%}); "
+          f"by vendor {dict(limited) or 'none'}")
     figures = {
+        "caps": profile.name,
         "scale": args.scale,
         "sequential_s": round(sequential, 2),
         "sequential_method": args.sequential,
@@ -196,9 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         "success": run["success"],
         "duplicates": len(dupes),
         "max_in_flight": peaks,
+        "caps_held": not over,
+        "calls": len(state["calls"]),
+        "rate_limited": sum(limited.values()),
+        "rate_limited_share": round(share, 4),
     }
     print(json.dumps(figures))
-    return 0 if run["success"] and not dupes else 1
+    return 0 if run["success"] and not dupes and not over else 1
 
 
 if __name__ == "__main__":

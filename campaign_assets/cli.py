@@ -245,13 +245,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def cmd_pools(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from campaign_assets.runs import apply_pool_limits
-    from campaign_assets.settings import POOL_LIMITS
+    from campaign_assets.runs import apply_pool_limits, pool_limits
 
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
-    changed = apply_pool_limits(instance)
-    for pool, limit in POOL_LIMITS.items():
+    limits = pool_limits()
+    changed = apply_pool_limits(instance, limits)
+    for pool, limit in limits.items():
         print(f"{pool:8} {limit}{'  (set)' if pool in changed else ''}")
     return 0
 

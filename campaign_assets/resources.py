@@ -23,7 +23,7 @@ from campaign_assets.services.sendgrid import EmailResource
 from campaign_assets.services.web import WebResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
-from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_WORKSPACE_DIR
+from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_WORKSPACE_DIR, caps_profile
 
 
 class WorkspaceResource(dg.ConfigurableResource):
@@ -129,6 +129,10 @@ def _env(env: Mapping[str, str], name: str) -> dg.EnvVar | None:
 def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     """Every resource, configured from the environment's variable *names*."""
     resources: dict[str, Any] = {}
+    # Caps come from the profile CAMPAIGN_CAPS_PROFILE names (vendor limits by
+    # default, or the seed's); <PREFIX>_MAX_CONCURRENCY and <PREFIX>_SHARED_SLOTS
+    # override one service.
+    profile = caps_profile(env)
     ledger = LedgerResource(**_ledger_fields(env))
     # The slot board that holds each service's cap across processes lives in
     # the ledger's database.
@@ -140,9 +144,8 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
             "slots_url": slots_url,
         }
         concurrency = env.get(f"{prefix}_MAX_CONCURRENCY")
-        if concurrency:
-            fields["max_concurrency"] = int(concurrency)
-        fields["shared_slots"] = env.get(f"{prefix}_SHARED_SLOTS") or None
+        fields["max_concurrency"] = int(concurrency) if concurrency else profile.caps[key]
+        fields["shared_slots"] = env.get(f"{prefix}_SHARED_SLOTS") or profile.shared_slots(key)
         for field, var in _HTTP_ENV:
             if env.get(var):
                 fields[field] = float(env[var]) if field != "max_attempts" else int(env[var])

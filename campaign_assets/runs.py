@@ -20,7 +20,8 @@ takes the same turn here:
 - ``apply_pool_limits``: Dagster keeps per-pool limits (steps per service
   across runs) in the instance, not in dagster.yaml (which only holds
   ``default_limit``), so ``campaign-assets launch`` and ``pools`` write
-  ``settings.POOL_LIMITS`` there.
+  the pools of the caps profile ``CAMPAIGN_CAPS_PROFILE`` names
+  (``settings.caps_profile``: vendor limits by default) there.
 
 Item claims in the ledger are what finally keeps each vendor object exactly
 once (a run of the UI may still start beside a launch between two polls);
@@ -41,7 +42,7 @@ from pathlib import Path
 import dagster as dg
 
 from campaign_assets.core.claims import owner_is_dead, parse_token
-from campaign_assets.settings import PARTITION_TAG, POOL_LIMITS
+from campaign_assets.settings import PARTITION_TAG, caps_profile
 
 LAUNCHER_TAG = "campaign_assets/launcher"  # host:pid of the launch executing the run
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -89,8 +90,16 @@ def sweep_dead_runs(instance: dg.DagsterInstance, campaigns: Sequence[str] | Non
     return swept
 
 
-def apply_pool_limits(instance: dg.DagsterInstance, limits: Mapping[str, int] = POOL_LIMITS) -> dict[str, int]:
-    """Set each pool's limit in the instance (idempotent); returns what changed."""
+def pool_limits(env: Mapping[str, str] | None = None) -> Mapping[str, int]:
+    """The pool limits of the caps profile ``env`` (default: this process's environment) names."""
+    return caps_profile(os.environ if env is None else env).pools
+
+
+def apply_pool_limits(instance: dg.DagsterInstance, limits: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Set each pool's limit in the instance (idempotent); returns what changed.
+    ``limits``: the caps profile's pools (``pool_limits()``) when None."""
+    if limits is None:
+        limits = pool_limits()
     storage = instance.event_log_storage
     changed = {}
     current = {key: storage.get_concurrency_info(key).slot_count for key in storage.get_concurrency_keys()}

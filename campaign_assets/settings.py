@@ -1,4 +1,4 @@
-"""Names and defaults written once: partitions, jobs, tags, folders, caps, pools.
+"""Names and defaults written once: partitions, jobs, tags, folders, caps profiles, pools.
 
 Plain values only (and ``scope``, the one way to name an asset's ledger
 scope), so anything may import this module without pulling in Dagster or
@@ -8,6 +8,8 @@ the ledger's database layer.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,37 +38,133 @@ DEFAULT_CAMPAIGNS_DIR = "campaigns"  # CAMPAIGNS_DIR
 DEFAULT_WORKSPACE_DIR = "workspace"  # WORKSPACE_DIR
 DEFAULT_DAGSTER_HOME = ".dagster"  # DAGSTER_HOME
 
-# Calls in flight within a step, per service (the resources' default
-# ``max_concurrency``; DESIGN.md §5).
-SERVICE_CAPS: Mapping[str, int] = {
-    "llm": 8,
-    "docs": 3,
-    "sheets": 3,
-    "asana": 5,
-    "images": 2,
-    "canva": 2,
-    "dsp": 4,
-    "slack": 1,
-    "email": 4,
-    "social": 2,
-    "web": 1,  # GitHub Pages: writes to one branch are serial
-}
+CAPS_PROFILE_ENV = "CAMPAIGN_CAPS_PROFILE"  # which CapsProfile a process uses: "vendor" (default) or "seed"
+DEFAULT_CAPS_PROFILE = "vendor"
 
-# Steps per pool across every run of the instance (``runs.apply_pool_limits``
-# writes them there). The calls themselves are capped exactly by the slot
-# board (services/slots.py), across processes and runs; pools bound how many
-# step processes wait on one service at once. A step blocked on a pool is
-# re-polled by Dagster at intervals growing to 15 s, so a tight pool leaves
-# the vendor idle while a freed slot goes unnoticed (measured: a 70 s tail at
-# the end of a 20-campaign backfill). Hence about twice the seed call caps:
-# enough steps to keep every call slot busy.
-POOL_LIMITS: Mapping[str, int] = {
-    "llm": 16,
-    "sheets": 6,
-    "asana": 10,
-    "images": 8,
-    "dsp": 6,
-}
+
+@dataclass(frozen=True)
+class CapsProfile:
+    """How hard we may call each service (DESIGN.md §5), as one named set.
+
+    ``caps``: calls in flight within a step, per service (the resources'
+    ``max_concurrency``, the ``AdaptiveLimiter``'s ceiling). ``shared``:
+    services calling one vendor, mapped to the vendor's slot group on the slot
+    board; ``group_caps``: each group's cap (calls in flight anywhere, summed
+    over its services). ``pools``: steps per Dagster pool across every run of
+    the instance (``runs.apply_pool_limits`` writes them there).
+    """
+
+    name: str
+    caps: Mapping[str, int]
+    pools: Mapping[str, int]
+    shared: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    group_caps: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    def slot_key(self, service: str) -> tuple[str, int]:
+        """Which cap on the slot board ``service``'s calls count against."""
+        group = self.shared.get(service)
+        if group is None:
+            return service, self.caps[service]
+        return group, self.group_caps[group]
+
+    def shared_slots(self, service: str) -> str | None:
+        """``NAME:CAP`` (the resources' ``shared_slots``) for a service that shares its vendor's cap."""
+        group = self.shared.get(service)
+        return None if group is None else f"{group}:{self.group_caps[group]}"
+
+
+# Distribution (after approval; the seeds have none): SendGrid's Marketing
+# Campaigns endpoints allow bursts well above a campaign's few sends (429 with
+# X-RateLimit-Reset); Buffer allows 60 requests a minute per token; GitHub
+# asks that writes to one repository be serial (its secondary limits).
+_DISTRIBUTION_CAPS = {"email": 4, "social": 2, "web": 1}
+
+
+# The seeds' own figures (DESIGN.md §10): what the seed workload was first
+# measured under, kept for comparison (CAMPAIGN_CAPS_PROFILE=seed).
+SEED_PROFILE = CapsProfile(
+    name="seed",
+    caps=MappingProxyType(
+        {"llm": 8, "docs": 3, "sheets": 3, "asana": 5, "images": 2, "canva": 2, "dsp": 4, "slack": 1}
+        | _DISTRIBUTION_CAPS
+    ),
+    # Steps per pool. The calls themselves are capped exactly by the slot
+    # board (services/slots.py), across processes and runs; pools bound how
+    # many step processes wait on one service at once. A step blocked on a pool
+    # is re-polled by Dagster at intervals growing to 15 s, so a tight pool
+    # leaves the vendor idle while a freed slot goes unnoticed (measured: a
+    # 70 s tail at the end of a 20-campaign backfill). Hence about twice the
+    # call caps: enough steps to keep every call slot busy.
+    pools=MappingProxyType({"llm": 16, "sheets": 6, "asana": 10, "images": 8, "dsp": 6}),
+)
+
+# The default: each vendor's published limit for a standard account. Where a
+# vendor publishes only a rate (requests per minute), the cap is the requests
+# in flight that stay inside that rate at the vendor's latency (DESIGN.md §10),
+# the figure the sandbox enforces (sandbox/config.py default_limits). An
+# account on a lower tier answers 429 and the AdaptiveLimiter converges below
+# the cap (services/http/limiter.py).
+VENDOR_PROFILE = CapsProfile(
+    name="vendor",
+    caps=MappingProxyType(
+        {
+            # OpenAI: limits are per organization (or project) and model, by
+            # usage tier, in requests and tokens (images) per minute, 429 when
+            # exceeded (developers.openai.com/api/docs/guides/rate-limits).
+            # Chat and image generation count against one organization: one
+            # slot group, "openai". No concurrency figure is published: 16 in
+            # flight is the sandbox's model of a standard tier (issue #10).
+            "llm": 16,
+            "images": 16,
+            # Google Docs: 60 write and 300 read requests per minute per user
+            # per project (developers.google.com/workspace/docs/api/limits);
+            # 10 in flight at ~15 s a call is ~40 a minute, inside it (10 is
+            # the sandbox's concurrency model; Google publishes none).
+            "docs": 10,
+            # Google Sheets: 60 read and 60 write requests per minute per user
+            # per project (developers.google.com/workspace/sheets/api/limits).
+            "sheets": 10,
+            # Asana: 15 concurrent POST/PUT/PATCH/DELETE (50 concurrent GET) per
+            # token, 150 requests per minute on a free domain, 1,500 paid
+            # (developers.asana.com/docs/rate-limits).
+            "asana": 15,
+            # Canva Connect: per-user, per-endpoint limits: create asset upload
+            # job 30 a minute, get asset upload job 180 a minute (each
+            # endpoint's reference page, canva.dev/docs/connect/api-reference/
+            # assets), 429 too_many_requests without Retry-After. No concurrency
+            # figure is published: 5 in flight is the sandbox's model.
+            "canva": 5,
+            # No DSP HTTP backend yet: local records, the seed's figure.
+            "dsp": 4,
+            # Slack: chat.postMessage is one message per second per channel
+            # (docs.slack.dev/apis/web-api/rate-limits, the special tier).
+            "slack": 1,
+        }
+        | _DISTRIBUTION_CAPS
+    ),
+    shared=MappingProxyType({"llm": "openai", "images": "openai"}),
+    group_caps=MappingProxyType({"openai": 16}),
+    # Twice the call caps, as for the seed profile (images: the creatives step
+    # makes one image per size, a few a step, so as many steps as the group's slots).
+    pools=MappingProxyType({"llm": 32, "sheets": 20, "asana": 30, "images": 16, "dsp": 6}),
+)
+
+CAPS_PROFILES: Mapping[str, CapsProfile] = MappingProxyType({p.name: p for p in (VENDOR_PROFILE, SEED_PROFILE)})
+
+
+def caps_profile(env: Mapping[str, str]) -> CapsProfile:
+    """The profile ``CAMPAIGN_CAPS_PROFILE`` names in ``env`` (unset or empty: ``vendor``)."""
+    name = (env.get(CAPS_PROFILE_ENV) or DEFAULT_CAPS_PROFILE).strip().lower()
+    try:
+        return CAPS_PROFILES[name]
+    except KeyError:
+        raise ValueError(f"{CAPS_PROFILE_ENV}={name!r}: expected one of {', '.join(sorted(CAPS_PROFILES))}") from None
+
+
+# The default profile's figures, for code that needs no environment (a
+# resource built without ``build_resources`` falls back to these).
+SERVICE_CAPS: Mapping[str, int] = VENDOR_PROFILE.caps
+POOL_LIMITS: Mapping[str, int] = VENDOR_PROFILE.pools
 
 
 def scope(spec: CampaignSpec, asset: str) -> Scope:

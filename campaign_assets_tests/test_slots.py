@@ -94,7 +94,7 @@ def test_an_expired_lease_is_reclaimed_and_services_are_independent(url: str) ->
 def test_services_sharing_a_vendor_share_one_cap() -> None:
     from campaign_assets.resources import build_resources
 
-    env = {"LLM_SHARED_SLOTS": "openai:16", "IMAGES_SHARED_SLOTS": "openai:16"}
+    env = {"LLM_SHARED_SLOTS": "openai:16", "IMAGES_SHARED_SLOTS": "openai:16", "CAMPAIGN_CAPS_PROFILE": "seed"}
     resources = build_resources(env)
     assert resources["llm"].slot_key == resources["images"].slot_key == ("openai", 16)
     assert resources["docs"].slot_key == ("docs", 3)

@@ -1,7 +1,12 @@
 """The adaptive concurrency limiter (AIMD) that keeps one service under its vendor's limits.
 
-The rule is on :class:`AdaptiveLimiter`: halve on a rate-limit signal (once per epoch),
-grow by one after enough consecutive successes, never above the cap or below one.
+The rule is on :class:`AdaptiveLimiter`: start at the cap (the vendor's published limit,
+``settings.caps_profile``), halve on a rate-limit signal (once per epoch), grow by one after
+enough consecutive successes, never above the cap or below one. An account on a lower tier
+than the cap assumes converges: once the vendor has refused twice at (or below) one number
+of requests in flight, the probe up to that number waits ``probe_factor`` times as many
+successes, so the sawtooth spends most of its time just under the vendor's real limit and
+few calls are answered 429 (TCP's AIMD with a remembered ceiling, RFC 5681's idea).
 Ours because no retry library does adaptive concurrency: ``tenacity`` and
 ``stamina`` retry one call, they do not share a cap between a step's tasks.
 """
@@ -29,19 +34,32 @@ class AdaptiveLimiter:
     all started under the old limit counts as one signal); ``increase_after``
     consecutive successes (default: the current limit) grow it by one, back up to
     ``cap``. Waiters are served first-come first-served. Bound to one event loop.
+
+    ``ceiling``: the requests in flight the vendor refused twice running (the
+    peak in flight of the epoch a signal ended, confirmed by the next signal at
+    that peak or below), or None. Growing ``limit`` up to the ceiling takes
+    ``probe_factor`` times the usual successes (the step onto it only); a refusal
+    above the ceiling, or ``limit`` growing past it, forgets it (the vendor's tier
+    went up).
     """
 
-    def __init__(self, cap: int, *, increase_after: int | None = None) -> None:
+    def __init__(self, cap: int, *, increase_after: int | None = None, probe_factor: int = 4) -> None:
         if cap < 1:
             raise ValueError("cap must be >= 1")
+        if probe_factor < 1:
+            raise ValueError("probe_factor must be >= 1")
         self.cap = cap
         self.limit = cap
         self.in_flight = 0
         self.max_in_flight_seen = 0
         self.increase_after = increase_after
+        self.probe_factor = probe_factor
+        self.ceiling: int | None = None
         self.decreases = 0
         self.increases = 0
         self._epoch = 0
+        self._epoch_peak = 0  # most requests in flight at once in this epoch
+        self._refused_at: int | None = None  # the epoch peak the last signal ended
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -82,7 +100,9 @@ class AdaptiveLimiter:
         self._successes = 0
         if epoch is not None and epoch != self._epoch:
             return
+        self._learn_ceiling(self._epoch_peak)
         self._epoch += 1
+        self._epoch_peak = self.in_flight
         new_limit = max(1, self.limit // 2)
         if new_limit < self.limit:
             self.decreases += 1
@@ -94,11 +114,25 @@ class AdaptiveLimiter:
             self._successes = 0
             return
         self._successes += 1
-        if self._successes >= (self.increase_after or self.limit):
+        needed = self.increase_after or self.limit
+        if self.limit + 1 == self.ceiling:
+            needed *= self.probe_factor  # probing the number the vendor refused: slowly
+        if self._successes >= needed:
             self._successes = 0
             self.limit += 1
             self.increases += 1
+            if self.ceiling is not None and self.limit > self.ceiling:
+                self.ceiling = None  # past it without a refusal: the vendor allows more now
             self._wake()
+
+    def _learn_ceiling(self, peak: int) -> None:
+        if peak < 1:  # a signal with nothing in flight says nothing about concurrency
+            return
+        if self.ceiling is not None and peak > self.ceiling:
+            self.ceiling = None
+        elif self._refused_at is not None and peak <= self._refused_at:
+            self.ceiling = peak
+        self._refused_at = peak
 
     async def __aenter__(self) -> LimiterSlot:
         return await self.acquire()
@@ -109,6 +143,7 @@ class AdaptiveLimiter:
     def _take(self) -> None:
         self.in_flight += 1
         self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+        self._epoch_peak = max(self._epoch_peak, self.in_flight)
 
     def _wake(self) -> None:
         while self._waiters and self.in_flight < self.limit:
