@@ -77,7 +77,7 @@ class CapsProfile:
 # Campaigns endpoints allow bursts well above a campaign's few sends (429 with
 # X-RateLimit-Reset); Buffer allows 60 requests a minute per token; GitHub
 # asks that writes to one repository be serial (its secondary limits).
-_DISTRIBUTION_CAPS = {"email": 4, "social": 2, "web": 1}
+_DISTRIBUTION_CAPS = {"email": 4, "social": 2, "pages": 1}
 
 
 # The seeds' own figures (DESIGN.md §10): what the seed workload was first

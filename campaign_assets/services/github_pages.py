@@ -121,7 +121,7 @@ class LocalPages(LocalClient):
     """The site as real files under ``<campaign folder>/site/<path>``."""
 
     def __init__(self, out_dir: Path, repository: str | None):
-        super().__init__("web", out_dir)
+        super().__init__("pages", out_dir)
         self.repository = repository
         self.site = out_dir / "site"
 
@@ -251,7 +251,7 @@ class HttpPages(HttpClient):
 class PagesResource(ServiceResource):
     """The campaign's web pages, published to a GitHub Pages branch."""
 
-    SERVICE: ClassVar[str] = "web"
+    SERVICE: ClassVar[str] = "pages"
     DEFAULT_BASE_URL: ClassVar[str] = "https://api.github.com"
 
     repository: str | None = Field(
