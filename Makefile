@@ -39,9 +39,10 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 sandbox: $(STAMP)
 	$(BIN)/campaign-assets sandbox --scale 0.1
 
-## screenshots: the README's landing page screenshots (docs/*.png), in headless Chromium
+## screenshots: the README's screenshots (docs/*.png: the landing page, the approval path in the UI), in headless Chromium
 screenshots: $(STAMP)
 	$(BIN)/python -m campaign_assets_tests.screenshots
+	$(BIN)/python -m campaign_assets_tests.ui_screenshots
 
 clean:
 	rm -rf workspace .dagster

@@ -3,9 +3,9 @@
 The reviewed example campaign is drafted with ``campaign-assets launch`` (local
 backends, a throwaway DAGSTER_HOME and workspace); dagster-webserver serves that
 instance; the pages a reviewer uses are photographed: the approval gate
-awaiting approval, its check, the ``approve_campaign`` launchpad, and, after
-``campaign-assets approve`` and a second launch, the gate approved and what
-went out.
+awaiting approval, the ``approve_campaign`` launchpad with a decision typed
+in, and, after ``campaign-assets approve`` and a second launch, the gate
+approved.
 
     python -m campaign_assets_tests.ui_screenshots     # or: make screenshots
 """
@@ -35,13 +35,37 @@ def cli(env: dict[str, str], *args: str) -> None:
     subprocess.run([str(BIN / "campaign-assets"), *args], env=env, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
 
 
-def shoot(browser: Any, url: str, wait_text: str, out: Path) -> None:
+DECISION_YAML = f"""ops:
+  record_decision:
+    config:
+      campaign: {CAMPAIGN}
+      decision: approve
+      reviewer: Dana Whitfield
+      note: Copy and budgets checked against the brief
+"""
+
+
+def fill_decision(page: Any) -> None:
+    """Type a reviewer's decision into the launchpad's config editor."""
+    page.locator(".CodeMirror").first.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(DECISION_YAML)  # no key events: the editor's auto-indent stays out of it
+    page.wait_for_timeout(1500)  # the launchpad validates the config as it changes
+
+
+def shoot(browser: Any, url: str, wait_text: str, out: Path, prepare: Any = None) -> None:
     """Open ``url``, wait until ``wait_text`` shows and the page is quiet, photograph the viewport."""
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     page = context.new_page()
     try:
         page.goto(url, wait_until="networkidle", timeout=120_000)
         page.get_by_text(wait_text, exact=False).first.wait_for(timeout=120_000)
+        skip = page.get_by_role("button", name="Skip")  # the UI's one-time "join the community" dialog
+        if skip.count():
+            skip.first.click()
+            page.wait_for_timeout(500)
+        if prepare is not None:
+            prepare(page)
         page.wait_for_load_state("networkidle", timeout=60_000)
         page.wait_for_timeout(1500)  # the UI's last layout pass after data arrives
         shot = page.screenshot(full_page=False)
@@ -75,15 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             gate = f"{url}/assets/approval_gate?partition={CAMPAIGN}"
             with chromium() as browser:
                 shoot(browser, f"{gate}&view=overview", "awaiting approval", args.out / "approval-gate-awaiting.png")
-                shoot(browser, f"{url}/assets/approval_gate?view=checks", "approved_for_current_content",
-                      args.out / "approval-gate-check.png")
                 shoot(browser, f"{url}/locations/campaign_assets/jobs/approve_campaign/playground", "record_decision",
-                      args.out / "approve-campaign-launchpad.png")
+                      args.out / "approve-campaign-launchpad.png", prepare=fill_decision)
                 cli(env, "approve", CAMPAIGN, "--by", "Dana Whitfield", "--note", "Ship it")
                 cli(env, "launch", CAMPAIGN)  # the distribution half
                 shoot(browser, f"{gate}&view=overview", "Dana Whitfield", args.out / "approval-gate-approved.png")
-                shoot(browser, f"{url}/assets/published_site?partition={CAMPAIGN}&view=overview", "approved content",
-                      args.out / "published-site.png")
         finally:
             stop_groups([server], grace_s=20)
     return 0
