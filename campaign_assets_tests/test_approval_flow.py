@@ -105,8 +105,16 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
     assert all(ledger_rows(project, a) == [] for a in BEHIND_GATE)
 
 
-def test_a_campaign_without_review_sections_skips_review_and_everything_behind_it(project: dict[str, str]) -> None:
+def test_a_campaign_without_review_sections_is_not_reviewed_and_sends_nothing(project: dict[str, str]) -> None:
+    """Materialized with everything else (so a backfill over all campaigns stays
+    green), but not reviewed: no checks, no Slack message, nothing sent."""
     result = materialize(project, SEED)
-    materialized = set(counts(result))
-    assert "summary_report" in materialized
-    assert not materialized & {"campaign_review", "approval_gate", *BEHIND_GATE}
+    assert metadata(result, "campaign_review")["status"].startswith("not reviewed")
+    assert metadata(result, "approval_gate")["status"].startswith("not reviewed")
+    for asset in BEHIND_GATE:
+        assert metadata(result, asset)["status"].startswith("not configured")
+    evaluated = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    assert not evaluated & {"campaign_review", "approval_gate"}
+    with Ledger(f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}") as ledger:
+        assets = {r.scope.asset for r in ledger.campaign_rows("acme", SEED)}
+    assert not assets & {"campaign_review", *BEHIND_GATE}

@@ -40,7 +40,7 @@ def _distribute(
     resource: Any,
 ) -> dg.MaterializeResult:
     dist = spec.distribution
-    if dist is None or getattr(dist, part) is None:
+    if dist is None or getattr(dist, part) is None or gate.get("release") is None:
         return _held(f"not configured: the spec has no distribution.{part}")
     release = Release.from_dict(gate["release"])
     refused = wf.refusal(ledger.approvals(), spec, release)
