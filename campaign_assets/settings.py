@@ -42,7 +42,9 @@ SERVICE_CAPS: Mapping[str, int] = {
     "asana": 5,
     "images": 2,
     "canva": 2,
-    "dsp": 4,
+    "amazon_dsp": 4,
+    "trade_desk": 4,
+    "dv360": 4,
     "slack": 1,
 }
 

@@ -15,6 +15,9 @@ VendorName = Literal[
     "asana",
     "canva",
     "slack",
+    "amazon-dsp",
+    "trade-desk",
+    "dv360",
 ]
 FaultKind = Literal["500", "429", "timeout", "reset", "lost_response"]
 
@@ -108,6 +111,18 @@ def default_limits() -> dict[VendorName, tuple[LimitRule, ...]]:
                 endpoints=frozenset({"GET /conversations.history", "POST /chat.delete"}),
                 max_requests=50,
             ),
+        ),
+        # Amazon Ads throttles per account and operation (HTTP 429 + Retry-After);
+        # modelled as 10 requests a second per account.
+        "amazon-dsp": (LimitRule(name="requests per second", max_requests=10, window_s=1.0),),
+        # The Trade Desk: 429 once an advertiser's calls exceed its rate; modelled as 100 a minute
+        # and 10 in flight.
+        "trade-desk": (LimitRule(name="requests", max_concurrency=10, max_requests=100),),
+        # DV360: per-advertiser quota (Google's 429 RESOURCE_EXHAUSTED, no Retry-After);
+        # modelled as 300 requests a minute, writes 60 a minute.
+        "dv360": (
+            LimitRule(name="requests per advertiser", max_requests=300),
+            LimitRule(name="write requests", methods=_WRITES, max_requests=60),
         ),
     }
 

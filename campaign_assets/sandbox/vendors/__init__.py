@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from campaign_assets.sandbox.vendors.amazon_dsp import AMAZON_DSP
 from campaign_assets.sandbox.vendors.asana import ASANA
 from campaign_assets.sandbox.vendors.base import Vendor
 from campaign_assets.sandbox.vendors.canva import CANVA
+from campaign_assets.sandbox.vendors.dv360 import DV360
 from campaign_assets.sandbox.vendors.google_docs import GOOGLE_DOCS
 from campaign_assets.sandbox.vendors.google_drive import GOOGLE_DRIVE
 from campaign_assets.sandbox.vendors.google_sheets import GOOGLE_SHEETS
 from campaign_assets.sandbox.vendors.openai import OPENAI, OPENROUTER
 from campaign_assets.sandbox.vendors.slack import SLACK
+from campaign_assets.sandbox.vendors.trade_desk import TRADE_DESK
 
 VENDORS: tuple[Vendor, ...] = (
     OPENAI,
@@ -20,6 +23,9 @@ VENDORS: tuple[Vendor, ...] = (
     ASANA,
     CANVA,
     SLACK,
+    AMAZON_DSP,
+    TRADE_DESK,
+    DV360,
 )
 
 __all__ = ["VENDORS", "Vendor"]
