@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -189,7 +189,3 @@ class DSPResource(ServiceResource):
 
     def local_client(self, out_dir: Path) -> LocalDSP:
         return LocalDSP(self.SERVICE, out_dir)
-
-
-def with_status(line: LineItem, status: str) -> LineItem:
-    return replace(line, status=status)
