@@ -15,14 +15,16 @@ from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
-from campaign_assets.services.dsp import DSPResource
 from campaign_assets.services.github_pages import PagesResource
+from campaign_assets.services.dv360 import DV360Resource
+from campaign_assets.services.amazon_dsp import AmazonDSPResource
 from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sendgrid import EmailResource
 from campaign_assets.services.web import WebResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
+from campaign_assets.services.trade_desk import TradeDeskResource
 from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_WORKSPACE_DIR, caps_profile
 
 
@@ -95,7 +97,9 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "sheets": (SheetsResource, "GOOGLE_SHEETS", "GOOGLE_ACCESS_TOKEN"),
     "asana": (AsanaResource, "ASANA", "ASANA_ACCESS_TOKEN"),
     "canva": (CanvaResource, "CANVA", "CANVA_ACCESS_TOKEN"),
-    "dsp": (DSPResource, "DSP", ""),  # local records only: no DSP HTTP backend yet
+    "amazon_dsp": (AmazonDSPResource, "AMAZON_DSP", "AMAZON_DSP_ACCESS_TOKEN"),
+    "trade_desk": (TradeDeskResource, "TTD", "TTD_AUTH_TOKEN"),
+    "dv360": (DV360Resource, "DV360", "DV360_ACCESS_TOKEN"),
     "slack": (SlackResource, "SLACK", "SLACK_BOT_TOKEN"),
     "email": (EmailResource, "SENDGRID", "SENDGRID_API_KEY"),
     "social": (SocialResource, "BUFFER", "BUFFER_ACCESS_TOKEN"),
@@ -117,6 +121,13 @@ _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     "slack": (("channel", "SLACK_CHANNEL"),),
     "email": (("sender_id", "SENDGRID_SENDER_ID"),),
     "pages": (("repository", "GITHUB_PAGES_REPOSITORY"), ("branch", "GITHUB_PAGES_BRANCH")),
+    "amazon_dsp": (
+        ("client_id", "AMAZON_DSP_CLIENT_ID"),
+        ("profile_id", "AMAZON_DSP_PROFILE_ID"),
+        ("advertiser_id", "AMAZON_DSP_ADVERTISER_ID"),
+    ),
+    "trade_desk": (("advertiser_id", "TTD_ADVERTISER_ID"),),
+    "dv360": (("advertiser_id", "DV360_ADVERTISER_ID"),),
 }
 
 

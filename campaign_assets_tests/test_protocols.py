@@ -10,8 +10,11 @@ from campaign_assets.services.asana import HttpAsana, LocalAsana
 from campaign_assets.services.buffer import HttpSocial, LocalSocial
 from campaign_assets.services.canva import HttpCanva, LocalCanva
 from campaign_assets.services.docs import HttpDocs, LocalDocs
+from campaign_assets.services.amazon_dsp import HttpAmazonDSP
 from campaign_assets.services.dsp import LocalDSP
 from campaign_assets.services.github_pages import HttpPages, LocalPages
+from campaign_assets.services.dv360 import HttpDV360
+from campaign_assets.services.trade_desk import HttpTradeDesk
 from campaign_assets.services.images import HttpImages, LocalImages
 from campaign_assets.services.llm import HttpLLM, LocalLLM
 from campaign_assets.services.sendgrid import HttpEmail, LocalEmail
@@ -25,7 +28,7 @@ CLIENTS = [
     (protocols.Sheets, LocalSheets), (protocols.Sheets, HttpSheets),
     (protocols.Asana, LocalAsana), (protocols.Asana, HttpAsana),
     (protocols.Canva, LocalCanva), (protocols.Canva, HttpCanva),
-    (protocols.DSP, LocalDSP),
+    (protocols.DSP, LocalDSP), (protocols.DSP, HttpAmazonDSP), (protocols.DSP, HttpTradeDesk), (protocols.DSP, HttpDV360),
     (protocols.Slack, LocalSlack), (protocols.Slack, HttpSlack),
     (protocols.Email, LocalEmail), (protocols.Email, HttpEmail),
     (protocols.Social, LocalSocial), (protocols.Social, HttpSocial),
