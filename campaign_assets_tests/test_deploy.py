@@ -162,7 +162,10 @@ def test_dockerfile_cmd_serves_the_code_location() -> None:
     assert int(cmd[cmd.index("-p") + 1]) == CODE_PORT
     assert ("EXPOSE", str(CODE_PORT)) in dockerfile()
     # The module is the one the project's own tooling loads.
-    assert cmd[cmd.index("-m") + 1] == tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["dagster"]["module_name"]
+    tool = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert cmd[cmd.index("-m") + 1] == tool["module_name"]
+    # Named as the project names it (dg warns on every load otherwise).
+    assert cmd[cmd.index("--location-name") + 1] == tool["code_location_name"]
 
 
 # ---- requirements.lock --------------------------------------------------------------------
@@ -339,7 +342,7 @@ def test_helm_user_deployment_is_this_code_location() -> None:
     values = helm()
     [deployment] = values["dagster-user-deployments"]["deployments"]
     assert_module(deployment["codeServerArgs"])
-    assert deployment["codeServerArgs"][1] == dockerfile_cmd()[dockerfile_cmd().index("-m") + 1]
+    assert deployment["codeServerArgs"] == dockerfile_cmd()[3:dockerfile_cmd().index("-h")]
     assert deployment["port"] == CODE_PORT
     assert set(deployment["env"]) <= allowed_env(), set(deployment["env"]) - allowed_env()
     assert image_path(deployment["env"]["CAMPAIGNS_DIR"]).is_dir()
