@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from campaign_assets.approvals import Approvals
+from campaign_assets.io_manager import ENDPOINT_ENV, IO_BASE_ENV, CampaignIOManager
 from campaign_assets.ledger import Ledger
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.buffer import SocialResource
@@ -170,6 +171,9 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     resources["ledger"] = ledger
     # The research fetcher's SSRF allowlist (tests only): an EnvVar, resolved at run time.
     resources["web"] = WebResource(**({"allow_hosts": dg.EnvVar("RESEARCH_ALLOW_HOSTS")} if env.get("RESEARCH_ALLOW_HOSTS") else {}))
+    # Asset values: local by default, a bucket prefix every host reads in production.
+    io_fields = {"base_path": _env(env, IO_BASE_ENV), "endpoint_url": _env(env, ENDPOINT_ENV)}
+    resources["io_manager"] = CampaignIOManager(**{k: v for k, v in io_fields.items() if v is not None})
     return resources
 
 
