@@ -36,6 +36,9 @@ class Vendor:
     line_update: str
     line_kind: str  # the sandbox object kind of a line item
     revoked_message: str
+    order_update: str = ""  # the endpoint that changes an order's status and budget
+    order_kind: str = ""  # the sandbox object kind of an order
+    order_pauses: bool = True  # False: the DSP has no order-level pause (TTD campaigns)
 
     def make(self, sandbox: SandboxServer, **overrides: Any) -> DSPResource:
         config: dict[str, Any] = dict(
@@ -147,3 +150,78 @@ def teardown_pauses_then_removes(vendor: Vendor, sandbox: SandboxServer, tmp_pat
         return done
 
     return run(vendor, sandbox, tmp_path, body)
+
+
+# ---- orders go live; budgets change ------------------------------------------------------
+NEW_START, NEW_END = dt.date(2027, 1, 11), dt.date(2027, 4, 4)
+
+
+def order_goes_live_idempotently(vendor: Vendor, sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Paused (or available) on create, live twice with the same answer, back to
+    paused where the DSP can pause an order, archived for good."""
+
+    async def body(client: Any) -> None:
+        order, _ = await order_and_line(client)
+        assert order.status == ("paused" if vendor.order_pauses else "live")
+        live = await client.set_order_status(order.order_id, "live")
+        again = await client.set_order_status(order.order_id, "live")
+        assert (live.order_id, live.status, again.status) == (order.order_id, "live", "live")
+        paused = await client.set_order_status(order.order_id, "paused")
+        assert paused.status == ("paused" if vendor.order_pauses else "live")
+        assert (await client.set_order_status(order.order_id, "archived")).status == "archived"
+        with pytest.raises(PermanentVendorError) as raised:  # an archived order never comes back
+            await client.set_order_status(order.order_id, "live")
+        assert raised.value.status_code == 400
+
+    run(vendor, sandbox, tmp_path, body)
+    writes = [c["status"] for c in calls(sandbox, vendor, vendor.order_update)]
+    # live, live, (paused), archived, refused live: a paused TTD campaign is no write at all
+    assert writes == ([200] * (4 if vendor.order_pauses else 3)) + [400]
+    assert len(objects(sandbox, vendor, vendor.order_kind)) == 1
+
+
+def order_status_lost_response_is_exactly_once(vendor: Vendor, sandbox: SandboxServer, tmp_path: Path) -> None:
+    async def body(client: Any) -> str:
+        order, _ = await order_and_line(client)
+        sandbox.queue_fault(vendor.name, "lost_response", vendor.order_update)
+        assert (await client.set_order_status(order.order_id, "live")).status == "live"
+        return order.order_id
+
+    run(vendor, sandbox, tmp_path, body)
+    assert len(calls(sandbox, vendor, vendor.order_update)) == 2  # the write committed, the resend is harmless
+    assert len(objects(sandbox, vendor, vendor.order_kind)) == 1
+
+
+def order_status_rate_limit_is_waited_on(vendor: Vendor, sandbox: SandboxServer, tmp_path: Path) -> None:
+    async def body(client: Any) -> str:
+        order, _ = await order_and_line(client)
+        sandbox.queue_fault(vendor.name, "429", vendor.order_update, times=2)
+        return (await client.set_order_status(order.order_id, "live")).status
+
+    assert run(vendor, sandbox, tmp_path, body) == "live"
+    assert [c["status"] for c in calls(sandbox, vendor, vendor.order_update)] == [429, 429, 200]
+
+
+def budgets_apply_idempotently(vendor: Vendor, sandbox: SandboxServer, tmp_path: Path, lost: str | None = None) -> Any:
+    """An order and its line item moved to a new budget and flight (twice: the
+    same answer), read back as such; with ``lost``, that endpoint's first
+    answer is lost and the resend is harmless."""
+
+    async def body(client: Any) -> Any:
+        order, line = await order_and_line(client)
+        await client.set_order_status(order.order_id, "live")
+        await client.set_status(line.line_item_id, "live")
+        if lost:
+            sandbox.queue_fault(vendor.name, "lost_response", lost)
+        for _ in range(2):
+            moved = await client.apply_order_budget(order.order_id, 9_000_050, "USD", NEW_START, NEW_END)
+            assert moved.order_id == order.order_id and moved.status == "live"
+            applied = await client.apply_budget(line.line_item_id, 9_000_050, "USD", NEW_START, NEW_END)
+            assert (applied.budget_cents, applied.start, applied.end, applied.status) == (9_000_050, NEW_START, NEW_END, "live")
+        read = await client.get_line_item(line.line_item_id)
+        assert (read.budget_cents, read.start, read.end, read.status) == (9_000_050, NEW_START, NEW_END, "live")
+        return order, line
+
+    result = run(vendor, sandbox, tmp_path, body)
+    assert len(objects(sandbox, vendor, vendor.line_kind)) == len(objects(sandbox, vendor, vendor.order_kind)) == 1
+    return result

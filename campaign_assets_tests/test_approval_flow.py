@@ -49,6 +49,11 @@ def line_item_statuses(env: dict[str, str]) -> list[str]:
     return [json.loads(p.read_text())["status"] for p in line_item_records(env)]
 
 
+def order_statuses(env: dict[str, str]) -> list[str]:
+    records = sorted((Path(env["WORKSPACE_DIR"]) / "acme" / CAMPAIGN).glob("*/orders/*.json"))
+    return [json.loads(p.read_text())["status"] for p in records]
+
+
 def site_files(env: dict[str, str]) -> list[Path]:
     site = Path(env["WORKSPACE_DIR"]) / "acme" / CAMPAIGN / "site"
     return sorted(p for p in site.rglob("*") if p.is_file()) if site.exists() else []
@@ -71,7 +76,7 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
     assert site_files(project) == []
     assert len(ledger_rows(project, "campaign_review")) == 2  # the voice review and the one Slack message
     assert metadata(first, "dsp_go_live")["live"] is False and ledger_rows(project, "dsp_go_live") == []
-    assert line_item_statuses(project) == ["paused"]  # created paused before approval
+    assert line_item_statuses(project) == ["paused"] and order_statuses(project) == ["paused"]  # before approval
 
     store = approvals(project)
     store.decide("acme", CAMPAIGN, "approved", by="tester", note="looks right")
@@ -85,7 +90,8 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
     assert rows == {"email_send": 1, "social_posts": 2, "published_site": 3}
     assert len(ledger_rows(project, "campaign_review")) == 2  # no second Slack message for the same round
     assert metadata(second, "dsp_go_live")["live"] is True and checks(second)["budgets_at_vendor_match_plan"].passed
-    assert line_item_statuses(project) == ["live"] and len(ledger_rows(project, "dsp_go_live")) == 1
+    assert line_item_statuses(project) == ["live"] and order_statuses(project) == ["live"]
+    assert sorted(r.item_key for r in ledger_rows(project, "dsp_go_live")) == ["live-order:display", "live:display"]
 
     third = materialize(project, CAMPAIGN)
     again = counts(third)
@@ -157,4 +163,42 @@ def test_a_budget_changed_at_the_dsp_stops_go_live_with_the_numbers(project: dic
     assert not check.passed and "display (dv360)" in check.description and "cents" in check.description
     assert metadata(result, "dsp_go_live")["live"] is False
     assert line_item_statuses(project) == ["paused"] and ledger_rows(project, "dsp_go_live") == []
+    assert order_statuses(project) == ["paused"]  # no budget applied, no order set live
     assert metadata(result, "email_send")["sent"] is True  # the rest of the approved content went out
+
+
+@pytest.mark.slow
+def test_a_new_budget_after_go_live_is_held_then_applied_once_approved(project: dict[str, str]) -> None:
+    """Issue #14 follow-up: a plan change never changes live spend before a
+    person approves it; after the approval, go-live brings the line item to
+    the approved plan before the read-back compares."""
+    assert materialize(project, CAMPAIGN).success
+    store = approvals(project)
+    store.decide("acme", CAMPAIGN, "approved", by="tester")
+    assert metadata(materialize(project, CAMPAIGN), "dsp_go_live")["live"] is True
+    (record,) = line_item_records(project)
+    before = json.loads(record.read_text())["budget_cents"]
+
+    path = Path(project["CAMPAIGNS_DIR"]) / f"{CAMPAIGN}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["budget"]["total"] = 52000  # was 48000
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    held = materialize(project, CAMPAIGN)
+    assert metadata(held, "approval_gate")["status"] == "awaiting approval"  # spend is part of what is approved
+    assert counts(held)["dsp_activation"]["failed"] == 1 and "HeldLive" in metadata(held, "dsp_activation")["failures"]
+    assert not checks(held)["all_line_items_created"].passed
+    assert metadata(held, "dsp_go_live")["live"] is False
+    assert json.loads(record.read_text())["budget_cents"] == before and line_item_statuses(project) == ["live"]
+
+    store.decide("acme", CAMPAIGN, "approved", by="tester")
+    applied = materialize(project, CAMPAIGN)
+    assert metadata(applied, "dsp_go_live")["live"] is True and checks(applied)["budgets_at_vendor_match_plan"].passed
+    after = json.loads(record.read_text())["budget_cents"]
+    assert after > before and line_item_statuses(project) == ["live"]
+    keys = sorted(r.item_key for r in ledger_rows(project, "dsp_go_live"))
+    assert keys == ["budget:display", "live-order:display", "live:display"]
+
+    settled = materialize(project, CAMPAIGN)  # activation finds the line item at the plan: no longer held
+    assert counts(settled)["dsp_activation"]["failed"] == 0 and checks(settled)["all_line_items_created"].passed
+    assert counts(settled)["dsp_go_live"]["created"] == 0 and json.loads(record.read_text())["budget_cents"] == after
+    store.dispose()

@@ -23,6 +23,8 @@ VENDOR = dc.Vendor(
     line_update="PUT /dsp/lineItems/{lineItemId}",
     line_kind="lineItem",
     revoked_message="UNAUTHORIZED",
+    order_update="PUT /dsp/orders/{orderId}",
+    order_kind="order",
 )
 WRITES = [VENDOR.order_create, VENDOR.line_create, VENDOR.line_update]
 
@@ -58,3 +60,30 @@ def test_revoked_token_is_permanent(sandbox: SandboxServer, tmp_path: Path) -> N
 def test_teardown_pauses_then_archives(sandbox: SandboxServer, tmp_path: Path) -> None:
     assert dc.teardown_pauses_then_removes(VENDOR, sandbox, tmp_path) == [True, False, True, False]
 
+
+
+def test_order_goes_live_idempotently(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_goes_live_idempotently(VENDOR, sandbox, tmp_path)
+
+
+def test_order_status_lost_response_is_exactly_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_status_lost_response_is_exactly_once(VENDOR, sandbox, tmp_path)
+
+
+def test_order_status_rate_limit_is_waited_on(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_status_rate_limit_is_waited_on(VENDOR, sandbox, tmp_path)
+
+
+@pytest.mark.parametrize("lost", [None, "order", "line"])
+def test_budgets_apply_idempotently(sandbox: SandboxServer, tmp_path: Path, lost: str | None) -> None:
+    endpoint = {None: None, "order": VENDOR.order_update, "line": VENDOR.line_update}[lost]
+    dc.budgets_apply_idempotently(VENDOR, sandbox, tmp_path, lost=endpoint)
+
+
+def test_order_live_and_budget_as_amazon_has_them(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.budgets_apply_idempotently(VENDOR, sandbox, tmp_path)
+    (order,) = dc.objects(sandbox, VENDOR, "order")
+    (line,) = dc.objects(sandbox, VENDOR, "lineItem")
+    assert order["deliveryActivationStatus"] == line["deliveryActivationStatus"] == "ACTIVE"
+    assert order["budget"] == line["budget"] == {"totalBudgetAmount": "90000.50"}
+    assert (line["startDateTime"], line["endDateTime"]) == ("2027-01-11T00:00:00Z", "2027-04-04T23:59:59Z")

@@ -23,6 +23,8 @@ VENDOR = dc.Vendor(
     line_update="PATCH /v3/advertisers/{advertiserId}/lineItems/{lineItemId}",
     line_kind="lineItem",
     revoked_message="invalid authentication credentials",
+    order_update="PATCH /v3/advertisers/{advertiserId}/insertionOrders/{insertionOrderId}",
+    order_kind="insertionOrder",
 )
 WRITES = [VENDOR.order_create, VENDOR.line_create, VENDOR.line_update]
 
@@ -75,3 +77,35 @@ def test_lost_response_on_delete_is_already_gone(sandbox: SandboxServer, tmp_pat
     assert dc.run(VENDOR, sandbox, tmp_path, body) is False  # deleted by the lost call; the retry finds it gone
     assert dc.objects(sandbox, VENDOR, "lineItem") == []
 
+
+
+def test_order_goes_live_idempotently(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_goes_live_idempotently(VENDOR, sandbox, tmp_path)
+
+
+def test_order_status_lost_response_is_exactly_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_status_lost_response_is_exactly_once(VENDOR, sandbox, tmp_path)
+
+
+def test_order_status_rate_limit_is_waited_on(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_status_rate_limit_is_waited_on(VENDOR, sandbox, tmp_path)
+
+
+@pytest.mark.parametrize("lost", [None, "order", "line"])
+def test_budgets_apply_idempotently(sandbox: SandboxServer, tmp_path: Path, lost: str | None) -> None:
+    endpoint = {None: None, "order": VENDOR.order_update, "line": VENDOR.line_update}[lost]
+    dc.budgets_apply_idempotently(VENDOR, sandbox, tmp_path, lost=endpoint)
+
+
+def test_insertion_order_active_and_budget_in_micros(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.budgets_apply_idempotently(VENDOR, sandbox, tmp_path)
+    (io,) = dc.objects(sandbox, VENDOR, "insertionOrder")
+    (line,) = dc.objects(sandbox, VENDOR, "lineItem")
+    assert io["entityStatus"] == line["entityStatus"] == "ENTITY_STATUS_ACTIVE"
+    (segment,) = io["budget"]["budgetSegments"]
+    assert segment["budgetAmountMicros"] == line["budget"]["maxAmount"] == "90000500000"
+    assert segment["dateRange"] == line["flight"]["dateRange"] == {
+        "startDate": {"year": 2027, "month": 1, "day": 11}, "endDate": {"year": 2027, "month": 4, "day": 4},
+    }
+    # entityStatus to ACTIVE, then the budget twice (a resend is the same write)
+    assert [c["status"] for c in dc.calls(sandbox, VENDOR, VENDOR.order_update)] == [200, 200, 200]

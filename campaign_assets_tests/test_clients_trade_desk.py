@@ -22,6 +22,9 @@ VENDOR = dc.Vendor(
     line_update="PUT /adgroup",
     line_kind="adgroup",
     revoked_message="Authentication failed",
+    order_update="PUT /campaign",
+    order_kind="campaign",
+    order_pauses=False,
 )
 WRITES = [VENDOR.order_create, VENDOR.line_create, VENDOR.line_update]
 
@@ -53,3 +56,30 @@ def test_revoked_token_is_permanent(sandbox: SandboxServer, tmp_path: Path) -> N
 def test_teardown_pauses_then_archives(sandbox: SandboxServer, tmp_path: Path) -> None:
     assert dc.teardown_pauses_then_removes(VENDOR, sandbox, tmp_path) == [True, False, True, False]
 
+
+
+def test_order_goes_live_idempotently(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_goes_live_idempotently(VENDOR, sandbox, tmp_path)
+
+
+def test_order_status_lost_response_is_exactly_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_status_lost_response_is_exactly_once(VENDOR, sandbox, tmp_path)
+
+
+def test_order_status_rate_limit_is_waited_on(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.order_status_rate_limit_is_waited_on(VENDOR, sandbox, tmp_path)
+
+
+@pytest.mark.parametrize("lost", [None, "order", "line"])
+def test_budgets_apply_idempotently(sandbox: SandboxServer, tmp_path: Path, lost: str | None) -> None:
+    endpoint = {None: None, "order": VENDOR.order_update, "line": VENDOR.line_update}[lost]
+    dc.budgets_apply_idempotently(VENDOR, sandbox, tmp_path, lost=endpoint)
+
+
+def test_campaign_available_and_budget_as_ttd_has_them(sandbox: SandboxServer, tmp_path: Path) -> None:
+    dc.budgets_apply_idempotently(VENDOR, sandbox, tmp_path)
+    (campaign,) = dc.objects(sandbox, VENDOR, "campaign")
+    (ad_group,) = dc.objects(sandbox, VENDOR, "adgroup")
+    assert campaign["Availability"] == "Available" and ad_group["IsEnabled"] is True
+    assert campaign["Budget"] == ad_group["RTBAttributes"]["BudgetSettings"]["Budget"] == {"Amount": 90000.5, "CurrencyCode": "USD"}
+    assert (campaign["StartDate"], campaign["EndDate"]) == ("2027-01-11T00:00:00", "2027-04-05T00:00:00")  # end exclusive

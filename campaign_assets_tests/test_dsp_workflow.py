@@ -69,6 +69,113 @@ def test_go_live_twice_goes_live_once_with_the_fingerprint(tmp_path: Path) -> No
     assert [r["status"] for r in records(out, "amazon_dsp", "line-items")] == ["live"]
 
 
+def test_go_live_sets_each_order_live_then_its_line_item_once(tmp_path: Path) -> None:
+    spec, plan, ledger, out = setup(tmp_path)
+    activation = asyncio.run(wf.activate_dsps(spec, plan, DSPS, ledger, out)).value
+    assert [r["status"] for r in records(out, "amazon_dsp", "orders")] == ["paused"]
+    first = asyncio.run(wf.go_live(spec, activation, "fp-1", DSPS, ledger, out))
+    assert [r.counts["created"] for r in first.reports] == [2, 2]  # line items, orders
+    assert [r["status"] for r in records(out, "amazon_dsp", "orders") + records(out, "trade_desk", "orders")] == ["live"] * 2
+    rows = ledger.rows(Scope(spec.organization, spec.id, wf.GO_LIVE))
+    assert sorted(rows) == ["live-order:display", "live-order:video", "live:display", "live:video"]
+    assert {r.payload["fingerprint"] for r in rows.values()} == {"fp-1"}
+    second = asyncio.run(wf.go_live(spec, activation, "fp-1", DSPS, ledger, out))
+    assert [r.counts["reused"] for r in second.reports] == [2, 2]
+    assert [c.stats.calls for c in second.clients] == [0, 0]
+
+
+def test_a_line_item_whose_order_cannot_go_live_stays_paused(tmp_path: Path) -> None:
+    spec, plan, ledger, out = setup(tmp_path)
+    activation = asyncio.run(wf.activate_dsps(spec, plan, DSPS, ledger, out)).value
+    (path,) = (out / "trade_desk" / "orders").glob("*.json")
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(record, status="archived")))  # archived at the vendor meanwhile
+    outcome = asyncio.run(wf.go_live(spec, activation, "fp-1", DSPS, ledger, out))
+    lines, orders = outcome.reports
+    assert dict(orders.failures).keys() == {"live-order:video"}
+    assert dict(lines.failures)["live:video"].startswith("its order did not go live: ValueError")
+    assert {v["channel"] for v in outcome.value} == {"display"}
+    assert [r["status"] for r in records(out, "trade_desk", "line-items")] == ["paused"]
+    assert [r["status"] for r in records(out, "amazon_dsp", "line-items")] == ["live"]
+
+
+def changed(plan: pd.DataFrame, channel: str, add: float) -> pd.DataFrame:
+    """The plan with ``add`` more on the first week of ``channel``."""
+    plan = plan.copy()
+    first = plan.index[plan["channel"] == channel][0]
+    plan.loc[first, "budget"] = round(float(plan.loc[first, "budget"]) + add, 2)
+    return plan
+
+
+def cents(out: Path, service: str, kind: str) -> list[int]:
+    return [r["budget_cents"] for r in records(out, service, kind)]
+
+
+def test_a_paused_line_item_and_its_order_follow_a_plan_change(tmp_path: Path) -> None:
+    spec, plan, ledger, out = setup(tmp_path)
+    before = asyncio.run(wf.activate_dsps(spec, plan, DSPS, ledger, out)).value
+    old = {v["channel"]: v["budget_cents"] for v in before}
+    new_plan = changed(plan, "video", 10.25)
+    after = asyncio.run(wf.activate_dsps(spec, new_plan, DSPS, ledger, out))
+    assert after.reports[0].counts["updated"] == 1 and after.reports[0].counts["reused"] == 1
+    by_channel = {v["channel"]: v for v in after.value}
+    assert by_channel["video"]["budget_cents"] == old["video"] + 1025 and by_channel["video"]["status"] == "paused"
+    assert cents(out, "trade_desk", "line-items") == cents(out, "trade_desk", "orders") == [old["video"] + 1025]
+    assert cents(out, "amazon_dsp", "line-items") == [old["display"]]
+    assert budget_mismatches(asyncio.run(wf.read_back(spec, new_plan, after.value, DSPS, out))) == []
+    again = asyncio.run(wf.activate_dsps(spec, new_plan, DSPS, ledger, out))
+    assert again.reports[0].counts["reused"] == 2  # the update is recorded: no second write
+
+
+def test_a_live_line_item_is_held_until_go_live_applies_the_approved_plan(tmp_path: Path) -> None:
+    spec, plan, ledger, out = setup(tmp_path)
+    activation = asyncio.run(wf.activate_dsps(spec, plan, DSPS, ledger, out)).value
+    asyncio.run(wf.go_live(spec, activation, "fp-1", DSPS, ledger, out))
+    old = cents(out, "trade_desk", "line-items")[0]
+    new_plan = changed(plan, "video", -5.5)
+
+    held = asyncio.run(wf.activate_dsps(spec, new_plan, DSPS, ledger, out))
+    (failure,) = held.reports[0].failures
+    assert failure[0] == "line-item:video" and failure[1].startswith("HeldLive: line item")
+    assert "held until approved" in failure[1]
+    entry = {v["channel"]: v for v in held.value}["video"]  # still in the value, for go-live
+    assert entry["held"] == failure[1] and entry["status"] == "live" and entry["budget_cents"] == old
+    assert cents(out, "trade_desk", "line-items") == [old]  # activation never changes spend
+    assert budget_mismatches(asyncio.run(wf.read_back(spec, new_plan, held.value, DSPS, out)))
+
+    # After a new approval: go-live's first step brings it to the plan (ours: the ledger set `old`).
+    applied = asyncio.run(wf.apply_approved_budgets(spec, new_plan, held.value, "fp-2", DSPS, ledger, out))
+    assert applied.reports[0].counts["created"] == 1
+    assert [(v["channel"], v["previous_cents"], v["budget_cents"]) for v in applied.value] == [("video", old, old - 550)]
+    assert cents(out, "trade_desk", "line-items") == cents(out, "trade_desk", "orders") == [old - 550]
+    assert budget_mismatches(asyncio.run(wf.read_back(spec, new_plan, held.value, DSPS, out))) == []
+    again = asyncio.run(wf.apply_approved_budgets(spec, new_plan, held.value, "fp-2", DSPS, ledger, out))
+    assert again.value == [] and [c.stats.calls for c in again.clients] == [1, 1]  # reads only
+
+    # The next activation finds it at the plan: no longer held.
+    settled = asyncio.run(wf.activate_dsps(spec, new_plan, DSPS, ledger, out))
+    assert settled.reports[0].failures == [] and all("held" not in v for v in settled.value)
+
+
+def test_a_budget_changed_in_the_dsps_own_ui_is_left_for_the_read_back(tmp_path: Path) -> None:
+    spec, plan, ledger, out = setup(tmp_path)
+    activation = asyncio.run(wf.activate_dsps(spec, plan, DSPS, ledger, out)).value
+    asyncio.run(wf.go_live(spec, activation, "fp-1", DSPS, ledger, out))
+    (path,) = (out / "amazon_dsp" / "line-items").glob("*.json")
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(record, budget_cents=record["budget_cents"] + 100_00)))  # not ours
+    new_plan = changed(plan, "display", 3.0)
+    for fingerprint, plan_ in (("fp-1", plan), ("fp-2", new_plan)):
+        applied = asyncio.run(wf.apply_approved_budgets(spec, plan_, activation, fingerprint, DSPS, ledger, out))
+        assert applied.value == [] and applied.reports[0].results == ()
+        assert cents(out, "amazon_dsp", "line-items") == [record["budget_cents"] + 100_00]
+        problems = budget_mismatches(asyncio.run(wf.read_back(spec, plan_, activation, DSPS, out)))
+        assert len(problems) == 1 and problems[0].startswith("display (amazon)")
+    assert sorted(ledger.rows(Scope(spec.organization, spec.id, wf.GO_LIVE))) == [
+        "live-order:display", "live-order:video", "live:display", "live:video",
+    ]
+
+
 def test_read_back_sees_a_budget_changed_at_the_vendor(tmp_path: Path) -> None:
     spec, plan, ledger, out = setup(tmp_path)
     activation = asyncio.run(wf.activate_dsps(spec, plan, DSPS, ledger, out)).value
@@ -97,7 +204,9 @@ def test_teardown_pauses_then_removes_line_items_then_orders(tmp_path: Path) -> 
     report = asyncio.run(execute_plan(plan_, ledger, services, out))
     assert report.ok
     stages = [(r.stage, r.item_key, r.outcome) for r in report.removals]
-    assert [s for s, _, _ in stages] == ["dsp_go_live"] * 2 + ["dsp_activation"] * 2 + ["dsp_orders"] * 2
+    assert [s for s, _, _ in stages] == (
+        ["dsp_go_live"] * 2 + ["dsp_go_live_orders"] * 2 + ["dsp_activation"] * 2 + ["dsp_orders"] * 2
+    )
     assert {o for _, _, o in stages} == {"deleted"}
     assert records(out, "amazon_dsp", "line-items") == [] and records(out, "trade_desk", "orders") == []
 

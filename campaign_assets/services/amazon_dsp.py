@@ -11,7 +11,13 @@ line item (``budget.totalBudgetAmount``, ``deliveryActivationStatus``) is the
 subset we need, written from the reference as we know it: check it against
 the live API before the first real spend.
 
-Line items are created ``INACTIVE`` (paused); live is ``ACTIVE``. Amazon DSP
+Orders and line items are created ``INACTIVE`` (paused); live is ``ACTIVE``,
+set with a ``PUT`` of ``deliveryActivationStatus`` on ``/dsp/orders/{orderId}``
+or ``/dsp/lineItems/{lineItemId}`` (go-live sets the order ACTIVE before its
+line item: a line item under an inactive order does not deliver). A budget or
+flight change is a ``PUT`` of ``budget.totalBudgetAmount`` and
+``startDateTime``/``endDateTime`` on the same paths (absolute values, so
+resending it after a lost response is harmless). Amazon DSP
 deletes neither orders nor line items: ``delete_*`` archives
 (``deliveryActivationStatus: ARCHIVED``) and answers False when the object
 was already archived or is unknown. The marker is ``externalId``, a field
@@ -65,6 +71,14 @@ def _day(value: str) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def _budget_change(budget_cents: int, start: dt.date, end: dt.date) -> dict[str, Any]:
+    return {
+        "budget": {"totalBudgetAmount": str(cents_to_amount(budget_cents))},
+        "startDateTime": _when(start),
+        "endDateTime": _when(end, end=True),
+    }
+
+
 class HttpAmazonDSP(HttpClient):
     def __init__(self, http: HttpSession, advertiser_id: str, page_size: int = 100):
         super().__init__(http)
@@ -73,7 +87,8 @@ class HttpAmazonDSP(HttpClient):
 
     def _order(self, record: Mapping[str, Any]) -> Order:
         order_id = str(record["orderId"])
-        return Order(order_id, SERVICE, str(record.get("name") or ""), f"{CONSOLE}/orders/{order_id}")
+        status = FROM_VENDOR.get(str(record.get("deliveryActivationStatus")), "paused")
+        return Order(order_id, SERVICE, str(record.get("name") or ""), f"{CONSOLE}/orders/{order_id}", status)
 
     def _line(self, record: Mapping[str, Any]) -> LineItem:
         line_id = str(record["lineItemId"])
@@ -100,6 +115,7 @@ class HttpAmazonDSP(HttpClient):
             "startDateTime": _when(start),
             "endDateTime": _when(end, end=True),
             "budget": {"totalBudgetAmount": str(cents_to_amount(budget_cents))},
+            "deliveryActivationStatus": TO_VENDOR["paused"],
         }
 
         async def create() -> Order:
@@ -164,6 +180,26 @@ class HttpAmazonDSP(HttpClient):
             "PUT", f"/dsp/lineItems/{line_item_id}", json={"deliveryActivationStatus": wanted}, idempotent=True
         )
         return self._line(record)
+
+    async def set_order_status(self, order_id: str, status: str) -> Order:
+        wanted = TO_VENDOR[check_status(status)]
+        record = await self.http.json(
+            "PUT", f"/dsp/orders/{order_id}", json={"deliveryActivationStatus": wanted}, idempotent=True
+        )
+        return self._order(record)
+
+    async def apply_budget(
+        self, line_item_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> LineItem:
+        # The currency is the line item's own (set at creation); only amount and flight change.
+        body = _budget_change(budget_cents, start, end)
+        return self._line(await self.http.json("PUT", f"/dsp/lineItems/{line_item_id}", json=body, idempotent=True))
+
+    async def apply_order_budget(
+        self, order_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> Order:
+        body = _budget_change(budget_cents, start, end)
+        return self._order(await self.http.json("PUT", f"/dsp/orders/{order_id}", json=body, idempotent=True))
 
     async def delete_line_item(self, line_item_id: str) -> bool:
         return await self._archive(f"/dsp/lineItems/{line_item_id}")

@@ -6,8 +6,10 @@ The vendors' own modules: ``services/amazon_dsp.py`` (orders and line items),
 ``services/trade_desk.py`` (campaigns and ad groups), ``services/dv360.py``
 (insertion orders and line items). Every backend satisfies ``protocols.DSP``:
 line items are always created paused (or draft, in the vendor's terms),
-``set_status`` is idempotent, and a ``delete_*`` returns True (deleted or
-archived now) / False (already gone or archived).
+``set_status`` and ``set_order_status`` are idempotent, ``apply_budget`` /
+``apply_order_budget`` write absolute values (so they are idempotent too), and
+a ``delete_*`` returns True (deleted or archived now) / False (already gone or
+archived).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Order:
     dsp: str
     name: str
     url: str
+    status: str = "paused"  # paused | live | archived (TTD campaigns: live or archived, see trade_desk.py)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ class LocalDSP(LocalClient):
         return self._object_path(kind, object_id).resolve().as_uri()
 
     def _order(self, record: Mapping[str, Any]) -> Order:
-        return Order(record["id"], self.service, record["name"], self._url("orders", record["id"]))
+        return Order(
+            record["id"], self.service, record["name"], self._url("orders", record["id"]), record.get("status", "paused")
+        )
 
     def _line(self, record: Mapping[str, Any]) -> LineItem:
         return LineItem(
@@ -173,6 +178,46 @@ class LocalDSP(LocalClient):
                 record["status"] = status
                 self.put("line-items", line_item_id, record)
         return self._line(record)
+
+    async def set_order_status(self, order_id: str, status: str) -> Order:
+        status = check_status(status)
+        async with self.call("PATCH order status"):
+            record = self.get("orders", order_id)
+            if record is None:
+                raise LookupError(f"Unknown order: {order_id}")
+            current = record.get("status", "paused")
+            if current == "archived" and status != "archived":
+                raise ValueError(f"order {order_id} is archived")
+            if current != status:
+                record["status"] = status
+                self.put("orders", order_id, record)
+        return self._order(record)
+
+    async def apply_budget(
+        self, line_item_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> LineItem:
+        async with self.call("PATCH line item budget"):
+            record = self.get("line-items", line_item_id)
+            if record is None:
+                raise LookupError(f"Unknown line item: {line_item_id}")
+            if record["status"] == "archived":
+                raise ValueError(f"line item {line_item_id} is archived")
+            record.update(budget_cents=budget_cents, currency=currency, start=start.isoformat(), end=end.isoformat())
+            self.put("line-items", line_item_id, record)
+        return self._line(record)
+
+    async def apply_order_budget(
+        self, order_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> Order:
+        async with self.call("PATCH order budget"):
+            record = self.get("orders", order_id)
+            if record is None:
+                raise LookupError(f"Unknown order: {order_id}")
+            if record.get("status") == "archived":
+                raise ValueError(f"order {order_id} is archived")
+            record.update(budget_cents=budget_cents, currency=currency, start=start.isoformat(), end=end.isoformat())
+            self.put("orders", order_id, record)
+        return self._order(record)
 
     async def delete_line_item(self, line_item_id: str) -> bool:
         async with self.call("DELETE line item"):

@@ -11,8 +11,14 @@ and 429 RESOURCE_EXHAUSTED without ``Retry-After`` (backoff). Note: Google
 has since sunset v3 for v4 with the same resources; ``DV360_BASE_URL`` plus
 ``API_VERSION`` are the only places to change.
 
-Line items can only be created in DRAFT (DV360 enforces it) and never go
-back to DRAFT; live is ACTIVE, paused is PAUSED. DV360 deletes only archived
+Line items and insertion orders are created in DRAFT (for line items DV360
+enforces it) and never go back to DRAFT; live is ACTIVE, paused is PAUSED.
+A line item does not serve under an insertion order still in DRAFT, so
+go-live PATCHes the insertion order's ``entityStatus`` (``updateMask=
+entityStatus``) before its line item's. A budget change PATCHes
+``updateMask=budget,flight`` on the line item (``budget.maxAmount``,
+``flight.dateRange``) and ``updateMask=budget`` on the insertion order (its
+one ``budgetSegments`` entry): absolute values, safe to resend. DV360 deletes only archived
 line items and insertion orders: ``delete_*`` archives, then deletes
 (False when already gone). The marker is ``integrationDetails.details``,
 which no customer sees.
@@ -57,6 +63,26 @@ def _range(start: dt.date, end: dt.date) -> dict[str, Any]:
     return {"startDate": _date(start), "endDate": _date(end)}
 
 
+def _io_budget(budget_cents: int, start: dt.date, end: dt.date) -> dict[str, Any]:
+    return {
+        "budgetUnit": "BUDGET_UNIT_CURRENCY",
+        "automationType": "INSERTION_ORDER_AUTOMATION_TYPE_NONE",
+        "budgetSegments": [{"budgetAmountMicros": str(cents_to_micros(budget_cents)), "dateRange": _range(start, end)}],
+    }
+
+
+def _line_budget(budget_cents: int) -> dict[str, Any]:
+    return {
+        "budgetAllocationType": "LINE_ITEM_BUDGET_ALLOCATION_TYPE_FIXED",
+        "budgetUnit": "BUDGET_UNIT_CURRENCY",
+        "maxAmount": str(cents_to_micros(budget_cents)),
+    }
+
+
+def _line_flight(start: dt.date, end: dt.date) -> dict[str, Any]:
+    return {"flightDateType": "LINE_ITEM_FLIGHT_DATE_TYPE_CUSTOM", "dateRange": _range(start, end)}
+
+
 class HttpDV360(HttpClient):
     def __init__(self, http: HttpSession, advertiser_id: str, page_size: int = 100):
         super().__init__(http)
@@ -67,7 +93,8 @@ class HttpDV360(HttpClient):
     def _order(self, record: Mapping[str, Any]) -> Order:
         io_id = str(record["insertionOrderId"])
         url = f"{CONSOLE}/{self.advertiser_id}/io/{io_id}"
-        return Order(io_id, SERVICE, str(record.get("displayName") or ""), url)
+        status = FROM_VENDOR.get(str(record.get("entityStatus")), "paused")
+        return Order(io_id, SERVICE, str(record.get("displayName") or ""), url, status)
 
     def _line(self, record: Mapping[str, Any]) -> LineItem:
         line_id = str(record["lineItemId"])
@@ -94,13 +121,7 @@ class HttpDV360(HttpClient):
             "pacing": {"pacingPeriod": "PACING_PERIOD_FLIGHT", "pacingType": "PACING_TYPE_EVEN"},
             "frequencyCap": {"unlimited": True},
             "kpi": {"kpiType": "KPI_TYPE_CPM", "kpiAmountMicros": "1000000"},
-            "budget": {
-                "budgetUnit": "BUDGET_UNIT_CURRENCY",
-                "automationType": "INSERTION_ORDER_AUTOMATION_TYPE_NONE",
-                "budgetSegments": [
-                    {"budgetAmountMicros": str(cents_to_micros(budget_cents)), "dateRange": _range(start, end)}
-                ],
-            },
+            "budget": _io_budget(budget_cents, start, end),
         }
 
         async def create() -> Order:
@@ -131,12 +152,8 @@ class HttpDV360(HttpClient):
             "lineItemType": "LINE_ITEM_TYPE_DISPLAY_DEFAULT",
             "entityStatus": "ENTITY_STATUS_DRAFT",  # the only status DV360 accepts on create
             "integrationDetails": {"details": marker},
-            "flight": {"flightDateType": "LINE_ITEM_FLIGHT_DATE_TYPE_CUSTOM", "dateRange": _range(start, end)},
-            "budget": {
-                "budgetAllocationType": "LINE_ITEM_BUDGET_ALLOCATION_TYPE_FIXED",
-                "budgetUnit": "BUDGET_UNIT_CURRENCY",
-                "maxAmount": str(cents_to_micros(budget_cents)),
-            },
+            "flight": _line_flight(start, end),
+            "budget": _line_budget(budget_cents),
             "pacing": {"pacingPeriod": "PACING_PERIOD_FLIGHT", "pacingType": "PACING_TYPE_EVEN"},
             "frequencyCap": {"unlimited": True},
             "bidStrategy": {"fixedBid": {"bidAmountMicros": "1000000"}},
@@ -161,6 +178,23 @@ class HttpDV360(HttpClient):
         record = await self._set_status(f"{self.base}/lineItems/{line_item_id}", TO_VENDOR[check_status(status)])
         return self._line(record)
 
+    async def set_order_status(self, order_id: str, status: str) -> Order:
+        record = await self._set_status(f"{self.base}/insertionOrders/{order_id}", TO_VENDOR[check_status(status)])
+        return self._order(record)
+
+    async def apply_budget(
+        self, line_item_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> LineItem:
+        # The currency is the advertiser's (DV360 budgets are micros of it): only amount and flight change.
+        body = {"budget": _line_budget(budget_cents), "flight": _line_flight(start, end)}
+        return self._line(await self._patch(f"{self.base}/lineItems/{line_item_id}", "budget,flight", body))
+
+    async def apply_order_budget(
+        self, order_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> Order:
+        body = {"budget": _io_budget(budget_cents, start, end)}
+        return self._order(await self._patch(f"{self.base}/insertionOrders/{order_id}", "budget", body))
+
     async def delete_line_item(self, line_item_id: str) -> bool:
         return await self._archive_and_delete(f"{self.base}/lineItems/{line_item_id}")
 
@@ -168,10 +202,11 @@ class HttpDV360(HttpClient):
         return await self._archive_and_delete(f"{self.base}/insertionOrders/{order_id}")
 
     async def _set_status(self, path: str, entity_status: str) -> dict[str, Any]:
-        # A PATCH of entityStatus is idempotent: safe to resend after a lost response.
-        return await self.http.json(
-            "PATCH", path, params={"updateMask": "entityStatus"}, json={"entityStatus": entity_status}, idempotent=True
-        )
+        return await self._patch(path, "entityStatus", {"entityStatus": entity_status})
+
+    async def _patch(self, path: str, mask: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        # A PATCH of absolute values is idempotent: safe to resend after a lost response.
+        return await self.http.json("PATCH", path, params={"updateMask": mask}, json=dict(body), idempotent=True)
 
     async def _archive_and_delete(self, path: str) -> bool:
         """DV360 deletes only archived entities: archive, then delete. False when gone already."""

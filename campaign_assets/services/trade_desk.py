@@ -12,9 +12,20 @@ search tool found no copy of TTD's reference (it sits behind the partner
 portal); field names are the ones TTD documents as we know them.
 
 Ad groups are created with ``IsEnabled: false`` (paused); live is
-``IsEnabled: true``. TTD deletes nothing: ``delete_*`` sets ``Availability:
-"Archived"`` and answers False when the object was archived already or is
-unknown. The marker is the ``Description``, which no customer sees.
+``IsEnabled: true``. A TTD campaign has no pause switch of its own (delivery
+is switched per ad group): its only states are ``Availability: "Available"``
+(our ``live``) and ``"Archived"``. So ``set_order_status(.., "live")`` is a
+``PUT /v3/campaign`` of ``Availability: "Available"`` (idempotent; refused
+for an archived campaign, which cannot come back), ``"archived"`` archives,
+and ``"paused"`` writes nothing and answers the campaign as it is (its ad
+groups are what pause). A budget change is a ``PUT /v3/adgroup`` of
+``RTBAttributes.BudgetSettings.Budget`` (plus the dates we keep on the ad
+group for the read-back) and a ``PUT /v3/campaign`` of ``Budget``,
+``StartDate``, ``EndDate``: absolute values, safe to resend (no copy of
+TTD's reference was found: whether a campaign has a pause switch is the first
+thing to check against the live API). TTD deletes nothing: ``delete_*`` sets
+``Availability: "Archived"`` and answers False when the object was archived
+already or is unknown. The marker is the ``Description``, which no customer sees.
 """
 
 from __future__ import annotations
@@ -67,6 +78,15 @@ def _day(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def _campaign_flight(start: dt.date, end: dt.date) -> dict[str, str]:
+    # TTD's campaign end is exclusive.
+    return {"StartDate": f"{start.isoformat()}T00:00:00", "EndDate": f"{(end + dt.timedelta(days=1)).isoformat()}T00:00:00"}
+
+
+def _ad_group_flight(start: dt.date, end: dt.date) -> dict[str, str]:
+    return {"StartDate": f"{start.isoformat()}T00:00:00", "EndDate": f"{end.isoformat()}T00:00:00"}
+
+
 class HttpTradeDesk(HttpClient):
     def __init__(self, http: HttpSession, advertiser_id: str, page_size: int = 100):
         super().__init__(http)
@@ -75,7 +95,9 @@ class HttpTradeDesk(HttpClient):
 
     def _order(self, record: Mapping[str, Any]) -> Order:
         campaign_id = str(record["CampaignId"])
-        return Order(campaign_id, SERVICE, str(record.get("CampaignName") or ""), f"{CONSOLE}/campaign/{campaign_id}")
+        status = "archived" if record.get("Availability") == "Archived" else "live"
+        name = str(record.get("CampaignName") or "")
+        return Order(campaign_id, SERVICE, name, f"{CONSOLE}/campaign/{campaign_id}", status)
 
     def _line(self, record: Mapping[str, Any]) -> LineItem:
         ad_group_id = str(record["AdGroupId"])
@@ -104,8 +126,7 @@ class HttpTradeDesk(HttpClient):
             "CampaignName": name,
             "Description": marker,
             "Budget": _money(budget_cents, currency),
-            "StartDate": f"{start.isoformat()}T00:00:00",
-            "EndDate": f"{(end + dt.timedelta(days=1)).isoformat()}T00:00:00",  # TTD's end is exclusive
+            **_campaign_flight(start, end),
             "Availability": "Available",
         }
 
@@ -139,8 +160,7 @@ class HttpTradeDesk(HttpClient):
             "IsEnabled": False,
             "Availability": "Available",
             # Ad groups run within the campaign's flight; the dates are kept for the read-back.
-            "StartDate": f"{start.isoformat()}T00:00:00",
-            "EndDate": f"{end.isoformat()}T00:00:00",
+            **_ad_group_flight(start, end),
             "RTBAttributes": {"BudgetSettings": {"Budget": _money(budget_cents, currency)}},
         }
 
@@ -168,6 +188,32 @@ class HttpTradeDesk(HttpClient):
             change["IsEnabled"] = status == "live"
         # A PUT of one field is idempotent: safe to resend after a lost response.
         return self._line(await self.http.json("PUT", "/adgroup", json=change, idempotent=True))
+
+    async def set_order_status(self, order_id: str, status: str) -> Order:
+        status = check_status(status)
+        if status == "paused":  # no campaign-level pause at TTD: its ad groups pause
+            record = await self._get(f"/campaign/{order_id}")
+            if record is None:
+                raise LookupError(f"TTD campaign {order_id} not found")
+            return self._order(record)
+        change = {"CampaignId": order_id, "Availability": "Archived" if status == "archived" else "Available"}
+        return self._order(await self.http.json("PUT", "/campaign", json=change, idempotent=True))
+
+    async def apply_budget(
+        self, line_item_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> LineItem:
+        change = {
+            "AdGroupId": line_item_id,
+            "RTBAttributes": {"BudgetSettings": {"Budget": _money(budget_cents, currency)}},
+            **_ad_group_flight(start, end),
+        }
+        return self._line(await self.http.json("PUT", "/adgroup", json=change, idempotent=True))
+
+    async def apply_order_budget(
+        self, order_id: str, budget_cents: int, currency: str, start: dt.date, end: dt.date
+    ) -> Order:
+        change = {"CampaignId": order_id, "Budget": _money(budget_cents, currency), **_campaign_flight(start, end)}
+        return self._order(await self.http.json("PUT", "/campaign", json=change, idempotent=True))
 
     async def delete_line_item(self, line_item_id: str) -> bool:
         return await self._archive(f"/adgroup/{line_item_id}", "/adgroup", {"AdGroupId": line_item_id})

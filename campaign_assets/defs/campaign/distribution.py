@@ -159,6 +159,11 @@ def dsp_go_live(
         return
     out = workspace.campaign_dir(spec.organization, spec.id)
     dsps = {"amazon": amazon_dsp, "trade_desk": trade_desk, "dv360": dv360}
+    # The approved plan onto line items that differ only by our own older values
+    # (workflows/dsp.py), so the read-back compares the approved plan with the DSP.
+    budgets = run_with_progress(
+        spec, wf_dsp.apply_approved_budgets(spec, media_plan, dsp_activation, release.fingerprint, dsps, ledger.open(), out)
+    )
     rows = run_with_progress(spec, wf_dsp.read_back(spec, media_plan, dsp_activation, dsps, out))
     problems = budget_mismatches(rows)
     check = dg.AssetCheckResult(
@@ -169,18 +174,19 @@ def dsp_go_live(
         metadata={"read_back": dg.MetadataValue.md(read_back_table(rows, spec.budget.currency))},
     )
     if problems:  # nothing goes live: the numbers are in the check
-        yield dg.MaterializeResult(
+        yield materialize_result(
+            wf_dsp.Outcome([], budgets.reports, budgets.clients),
             asset_key="dsp_go_live",
-            value=[],
-            metadata={"live": False, "status": "not live: budgets at the DSP differ from the plan"},
-            check_results=[check],
+            checks=[check],
+            live=False,
+            status="not live: budgets at the DSP differ from the plan",
         )
         return
     outcome = run_with_progress(
         spec, wf_dsp.go_live(spec, dsp_activation, release.fingerprint, dsps, ledger.open(), out)
     )
     yield materialize_result(
-        outcome,
+        wf_dsp.Outcome(outcome.value, [*outcome.reports, *budgets.reports], outcome.clients),
         asset_key="dsp_go_live",
         checks=[check],
         live=True,

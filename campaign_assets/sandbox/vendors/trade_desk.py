@@ -24,7 +24,8 @@ READ_LATENCY_S = 0.3
 _AVAILABILITY = ("Available", "Archived")
 _EDITABLE = {
     "campaign": ("CampaignName", "Budget", "StartDate", "EndDate", "Availability", "Description"),
-    "adgroup": ("AdGroupName", "IsEnabled", "Availability", "RTBAttributes", "Description"),
+    # StartDate/EndDate: the dates our client keeps on the ad group for the read-back.
+    "adgroup": ("AdGroupName", "IsEnabled", "Availability", "RTBAttributes", "Description", "StartDate", "EndDate"),
 }
 
 
@@ -101,6 +102,11 @@ def _update(call: Call, kind: str, id_field: str) -> Response:
     stored = _find(call, kind, str(body.get(id_field) or ""))
     changes = {k: v for k, v in body.items() if k in _EDITABLE[kind]}
     _availability(changes)
+    if "Budget" in changes:
+        _money(changes["Budget"], "Budget")
+    if "RTBAttributes" in changes:
+        budget = ((changes["RTBAttributes"] or {}).get("BudgetSettings") or {}).get("Budget")
+        _money(budget, "RTBAttributes.BudgetSettings.Budget")
     if stored.data.get("Availability") == "Archived" and changes.get("Availability", "Archived") != "Archived":
         raise ApiError(400, f"The {kind} is archived and cannot be changed.", code="Availability")
     if stored.data.get("Availability") == "Archived" and changes.get("IsEnabled"):
