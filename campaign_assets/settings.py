@@ -82,6 +82,12 @@ _DISTRIBUTION_CAPS = {"email": 4, "social": 2, "pages": 1}
 # a concurrency figure (Amazon Ads throttles per account with Retry-After, The
 # Trade Desk and DV360 per advertiser), so the seed's 4 each.
 _DSP_CAPS = {"amazon_dsp": 4, "trade_desk": 4, "dv360": 4}
+# Every pool an asset names gets an explicit limit: a pool left to
+# ``default_limit`` is initialized by the first step that claims it, and two
+# steps doing that at once on Postgres collide on the pool's unique key
+# (measured in the production-topology test). One site step at a time: writes
+# to one GitHub repository are serial.
+_DISTRIBUTION_POOLS = {"email": 4, "social": 2, "pages": 1}
 
 
 # The seeds' own figures (DESIGN.md §10): what the seed workload was first
@@ -100,7 +106,7 @@ SEED_PROFILE = CapsProfile(
     # leaves the vendor idle while a freed slot goes unnoticed (measured: a
     # 70 s tail at the end of a 20-campaign backfill). Hence about twice the
     # call caps: enough steps to keep every call slot busy.
-    pools=MappingProxyType({"llm": 16, "sheets": 6, "asana": 10, "images": 8, "dsp": 6}),
+    pools=MappingProxyType({"llm": 16, "sheets": 6, "asana": 10, "images": 8, "dsp": 6} | _DISTRIBUTION_POOLS),
 )
 
 # The default: each vendor's published limit for a standard account. Where a
@@ -150,7 +156,7 @@ VENDOR_PROFILE = CapsProfile(
     group_caps=MappingProxyType({"openai": 16}),
     # Twice the call caps, as for the seed profile (images: the creatives step
     # makes one image per size, a few a step, so as many steps as the group's slots).
-    pools=MappingProxyType({"llm": 32, "sheets": 20, "asana": 30, "images": 16, "dsp": 6}),
+    pools=MappingProxyType({"llm": 32, "sheets": 20, "asana": 30, "images": 16, "dsp": 6} | _DISTRIBUTION_POOLS),
 )
 
 CAPS_PROFILES: Mapping[str, CapsProfile] = MappingProxyType({p.name: p for p in (VENDOR_PROFILE, SEED_PROFILE)})

@@ -79,7 +79,7 @@ def approval_status(approvals: Approvals, ledger: Ledger, spec: CampaignSpec) ->
     result: dict[str, Any] = {"phase": phase, "detail": state.describe(), "fingerprint": state.fingerprint, "distributed": out}
     if state.round and state.round.spec_hash != spec_hash(spec):
         result["stale"] = "the spec changed since this review: the next launch reviews the new content"
-    live = [o for o in out if o["asset"] == "dsp_go_live"]
+    live = [o for o in out if o["asset"] == "dsp_go_live" and o["item"].startswith("live:")]
     if live and not state.approved:
         result["live_unapproved"] = (f"{len(live)} DSP line item(s) are live from an earlier approval and stay live "
                                      "until a person decides (approve the new content, or pause them)")

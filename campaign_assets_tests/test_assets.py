@@ -23,7 +23,7 @@ ASSETS = [
     "campaign_spec", "campaign_brief", "media_plan", "project_tasks", "creatives",
     "content_pieces", "content_library", "landing_page", "dsp_activation", "summary_report", "market_research",
     # Not reviewed for the seed (no review sections): materialized as such, nothing sent.
-    "campaign_review", "approval_gate", "email_send", "social_posts", "published_site",
+    "campaign_review", "approval_gate", "email_send", "social_posts", "published_site", "dsp_go_live",
 ]
 SECTIONS = ["brief_inputs", "plan_inputs", "task_inputs", "creative_inputs", "research_inputs", "review_inputs"]
 

@@ -48,7 +48,7 @@ def test_seed_profile_keeps_the_seed_figures() -> None:
     assert dict(SEED_PROFILE.caps) == {"llm": 8, "docs": 3, "sheets": 3, "asana": 5, "images": 2, "canva": 2,
                                        "amazon_dsp": 4, "trade_desk": 4, "dv360": 4, "slack": 1,
                                        "email": 4, "social": 2, "pages": 1}
-    assert dict(SEED_PROFILE.pools) == {"llm": 16, "sheets": 6, "asana": 10, "images": 8, "dsp": 6}
+    assert dict(SEED_PROFILE.pools) == {"llm": 16, "sheets": 6, "asana": 10, "images": 8, "dsp": 6, "email": 4, "social": 2, "pages": 1}
     assert SEED_PROFILE.slot_key("llm") == ("llm", 8) and SEED_PROFILE.shared_slots("images") is None
 
 
@@ -139,3 +139,14 @@ def test_seed_workload_checks_each_slot_key_against_its_cap() -> None:
     calls.append(call("POST /images/generations", 0.5, limited=True))  # refused: never in flight
     assert caps_exceeded(calls, VENDOR_PROFILE) == {"openai": 17}
     assert rate_limited(calls) == {"openai": 1}
+
+
+def test_every_pool_an_asset_names_has_an_explicit_limit() -> None:
+    """A pool left to ``default_limit`` is initialized by the first step that
+    claims it, and two steps doing so at once on Postgres collide on its key."""
+    from campaign_assets.definitions import build_defs
+
+    named = {a.op.pool for a in build_defs({}).assets if getattr(a, "op", None) is not None and a.op.pool}
+    assert named, "no asset names a pool"
+    for profile in CAPS_PROFILES.values():
+        assert named <= set(profile.pools), (profile.name, named - set(profile.pools))

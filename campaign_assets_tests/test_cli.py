@@ -140,10 +140,12 @@ def test_approval_from_the_command_line(home: dict[str, str], tmp_path: Path) ->
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout
 
+    registered = Path(home["CAMPAIGNS_DIR"]) / "webinar-copy.yaml"
+    registered.write_text(spec.read_text())
     refused = cli("approve", "webinar-copy", "--by", "tester", env=home, cwd=tmp_path)
-    assert refused.returncode == 2 and "not been reviewed yet" in refused.stderr
+    assert refused.returncode == 2 and "not been reviewed yet" in refused.stderr, refused.stderr
 
-    first = cli("launch", str(spec), env=home, cwd=tmp_path)
+    first = cli("launch", "webinar-copy", env=home, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "webinar-copy: awaiting approval" in first.stdout
     assert sent() == {"email_send": 0, "social_posts": 0, "published_site": 0}
@@ -162,7 +164,6 @@ def test_approval_from_the_command_line(home: dict[str, str], tmp_path: Path) ->
     third = cli("launch", "webinar-copy", env=home, cwd=tmp_path)
     assert third.returncode == 0 and sent() == {"email_send": 1, "social_posts": 2, "published_site": 3}
 
-    registered = Path(home["CAMPAIGNS_DIR"]) / "webinar-copy.yaml"
     changed = yaml.safe_load(registered.read_text()) | {"name": "Webinar Copy Two", "audience": "Data engineers"}
     registered.write_text(yaml.safe_dump(changed, sort_keys=False))
     fourth = cli("launch", "webinar-copy", env=home, cwd=tmp_path)

@@ -22,7 +22,11 @@ def vendor_of(call: dict[str, Any]) -> str:
     vendor, endpoint = call["vendor"], call["endpoint"]
     if vendor in ("openai", "openrouter"):
         return "images" if "images" in endpoint or "image" in endpoint.lower() else "llm"
-    return {"google-docs": "docs", "google-sheets": "sheets", "google-drive": "drive"}.get(vendor, vendor)
+    return {
+        "google-docs": "docs", "google-sheets": "sheets", "google-drive": "drive",
+        "amazon-dsp": "amazon_dsp", "trade-desk": "trade_desk",
+        "sendgrid": "email", "buffer": "social", "github": "pages",
+    }.get(vendor, vendor)
 
 
 def max_concurrency(calls: Sequence[dict[str, Any]]) -> dict[str, int]:
