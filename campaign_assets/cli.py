@@ -173,10 +173,30 @@ def open_instance(home: Path, campaigns: Sequence[str] = ()):
                 except Exception:  # the sensor registered it between the check and the insert
                     if not instance.has_dynamic_partition(PARTITIONS, campaign):
                         raise
-        for dead in sweep_dead_runs(instance):
+        swept = sweep_dead_runs(instance)
+        for dead in swept:
             print(f"run {dead.run_id[:8]} of {dead.campaign or '?'} was left STARTED by a launch that is gone "
                   f"({dead.launcher}): marked failed, its pool slots freed")
+        if swept:
+            freed = free_dead_service_slots()
+            if freed:
+                print(f"{freed} vendor call slot(s) held by its processes freed")
     return instance
+
+
+def free_dead_service_slots() -> int:
+    """The slot board's slots held by processes of this host that are gone."""
+    import dagster as dg
+
+    from campaign_assets.resources import build_resources
+    from campaign_assets.services.slots import SlotBoard
+
+    with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
+        board = SlotBoard(resources.ledger.resolved_url())
+        try:
+            return board.free_dead_holders()
+        finally:
+            board.dispose()
 
 
 def cmd_status(args: argparse.Namespace) -> int:

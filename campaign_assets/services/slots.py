@@ -134,21 +134,26 @@ class SlotBoard:
 
         return holder if db_retry(body) == 1 else None
 
-    def _free_dead(self, service: str, cap: int) -> int:
+    def free_dead_holders(self) -> int:
+        """Free every service's slots held by a process of this host that is
+        gone (after a killed launch: a service its relaunch never calls would
+        otherwise keep them until its next caller looks); how many."""
+        return self._free_dead(None, None)
+
+    def _free_dead(self, service: str | None, cap: int | None) -> int:
         """Free the slots whose holder ran on this host and whose pid is gone
-        (a compare-and-swap on the holder seen); how many were freed."""
+        (a compare-and-swap on the holder seen), of ``service`` below ``cap``
+        (None: every service); how many were freed."""
         t = service_slots
 
-        def holders() -> list[tuple[int, str]]:
+        def holders() -> list[tuple[str, int, str]]:
+            where = [t.c.holder.is_not(None)]
+            if service is not None:
+                where += [t.c.service == service, t.c.slot < (cap or 0)]
             with self.engine.connect() as conn:
-                return [
-                    (r.slot, r.holder)
-                    for r in conn.execute(
-                        sa.select(t.c.slot, t.c.holder).where(t.c.service == service, t.c.slot < cap, t.c.holder.is_not(None))
-                    )
-                ]
+                return [(r.service, r.slot, r.holder) for r in conn.execute(sa.select(t.c.service, t.c.slot, t.c.holder).where(*where))]
 
-        dead = [(slot, holder) for slot, holder in db_retry(holders) if owner_is_dead(holder)]
+        dead = [(name, slot, holder) for name, slot, holder in db_retry(holders) if owner_is_dead(holder)]
         if not dead:
             return 0
 
@@ -157,10 +162,10 @@ class SlotBoard:
                 return sum(
                     conn.execute(
                         sa.update(t)
-                        .where(t.c.service == service, t.c.slot == slot, t.c.holder == holder)
+                        .where(t.c.service == name, t.c.slot == slot, t.c.holder == holder)
                         .values(holder=None, expires_at=None)
                     ).rowcount
-                    for slot, holder in dead
+                    for name, slot, holder in dead
                 )
 
         return db_retry(body)
