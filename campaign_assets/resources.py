@@ -16,6 +16,11 @@ from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
 from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.dsp_reporting import (
+    AmazonReportingResource,
+    DV360ReportingResource,
+    TradeDeskReportingResource,
+)
 from campaign_assets.services.github_pages import PagesResource
 from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
@@ -101,6 +106,10 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "social": (SocialResource, "BUFFER", "BUFFER_ACCESS_TOKEN"),
     # Resource key "pages" (service "web"): the key "web" is the research fetcher's.
     "pages": (PagesResource, "GITHUB_API", "GITHUB_PAGES_TOKEN"),  # not GITHUB_TOKEN: a shell that has one must not publish by accident
+    # DSP reporting (campaign_performance): each DSP's reporting API, its own token.
+    "amazon_reporting": (AmazonReportingResource, "AMAZON_ADS", "AMAZON_ADS_ACCESS_TOKEN"),
+    "ttd_reporting": (TradeDeskReportingResource, "TTD", "TTD_AUTH_TOKEN"),
+    "dv360_reporting": (DV360ReportingResource, "BID_MANAGER", "BID_MANAGER_ACCESS_TOKEN"),
 }
 
 # Retry and timeout policy for every HTTP client: (field, environment variable).
@@ -117,6 +126,11 @@ _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     "slack": (("channel", "SLACK_CHANNEL"),),
     "email": (("sender_id", "SENDGRID_SENDER_ID"),),
     "pages": (("repository", "GITHUB_PAGES_REPOSITORY"), ("branch", "GITHUB_PAGES_BRANCH")),
+    "amazon_reporting": (("client_id", "AMAZON_ADS_CLIENT_ID"), ("profile_id", "AMAZON_ADS_PROFILE_ID"),
+                         ("poll_interval_s", "REPORT_POLL_INTERVAL_S")),
+    "ttd_reporting": (("advertiser_id", "TTD_ADVERTISER_ID"), ("template_id", "TTD_REPORT_TEMPLATE_ID"),
+                      ("poll_interval_s", "REPORT_POLL_INTERVAL_S")),
+    "dv360_reporting": (("poll_interval_s", "REPORT_POLL_INTERVAL_S"),),
 }
 
 

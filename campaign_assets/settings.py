@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 PARTITIONS = "campaigns"  # the dynamic partitions definition of every campaign asset
 CAMPAIGN_JOB = "campaign_job"
 REPORT_REFRESH_JOB = "report_refresh_job"
+PERFORMANCE_JOB = "performance_job"
+PERFORMANCE_GROUP = "performance"
 TEARDOWN_JOB = "teardown_job"
 
 PARTITION_TAG = "dagster/partition"  # Dagster's own tag on a partitioned run
@@ -79,6 +81,11 @@ class CapsProfile:
 # asks that writes to one repository be serial (its secondary limits).
 _DISTRIBUTION_CAPS = {"email": 4, "social": 2, "pages": 1}
 
+# DSP reporting (campaign_performance): a day is one report job per DSP, so a
+# few calls in flight (create, polls, download). Amazon Ads and Bid Manager
+# answer 429 when their report quotas run out; TTD MyReports likewise.
+_REPORTING_CAPS = {"amazon_reporting": 2, "ttd_reporting": 2, "dv360_reporting": 2}
+
 
 # The seeds' own figures (DESIGN.md §10): what the seed workload was first
 # measured under, kept for comparison (CAMPAIGN_CAPS_PROFILE=seed).
@@ -87,6 +94,7 @@ SEED_PROFILE = CapsProfile(
     caps=MappingProxyType(
         {"llm": 8, "docs": 3, "sheets": 3, "asana": 5, "images": 2, "canva": 2, "dsp": 4, "slack": 1}
         | _DISTRIBUTION_CAPS
+        | _REPORTING_CAPS
     ),
     # Steps per pool. The calls themselves are capped exactly by the slot
     # board (services/slots.py), across processes and runs; pools bound how
@@ -141,6 +149,7 @@ VENDOR_PROFILE = CapsProfile(
             "slack": 1,
         }
         | _DISTRIBUTION_CAPS
+        | _REPORTING_CAPS
     ),
     shared=MappingProxyType({"llm": "openai", "images": "openai"}),
     group_caps=MappingProxyType({"openai": 16}),
