@@ -16,6 +16,7 @@ launch it.
 
 import asyncio
 import datetime as dt
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -42,7 +43,11 @@ PERFORMANCE_START = "2025-01-01"  # the first day the grid offers; a flight befo
 performance_partitions = dg.MultiPartitionsDefinition(
     {CAMPAIGN_DIM: campaigns_partitions, DAY_DIM: dg.DailyPartitionsDefinition(start_date=PERFORMANCE_START)}
 )
-BY_CAMPAIGN = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=CAMPAIGN_DIM)
+# The mapping the issue asks for is beta in Dagster 1.13: its warning is Dagster's, about its own
+# API, not about how we use it (check-defs would otherwise flag this file).
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    BY_CAMPAIGN = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=CAMPAIGN_DIM)
 
 PACING_CHECK = "pacing_within_15_percent"
 SPEND_CHECK = "spend_within_plan_total"
