@@ -11,6 +11,12 @@ from campaign_assets.services.buffer import HttpSocial, LocalSocial
 from campaign_assets.services.canva import HttpCanva, LocalCanva
 from campaign_assets.services.docs import HttpDocs, LocalDocs
 from campaign_assets.services.dsp import LocalDSP
+from campaign_assets.services.dsp_reporting import (
+    HttpAmazonReporting,
+    HttpDV360Reporting,
+    HttpTradeDeskReporting,
+    LocalDSPReporting,
+)
 from campaign_assets.services.github_pages import HttpPages, LocalPages
 from campaign_assets.services.images import HttpImages, LocalImages
 from campaign_assets.services.llm import HttpLLM, LocalLLM
@@ -26,6 +32,8 @@ CLIENTS = [
     (protocols.Asana, LocalAsana), (protocols.Asana, HttpAsana),
     (protocols.Canva, LocalCanva), (protocols.Canva, HttpCanva),
     (protocols.DSP, LocalDSP),
+    (protocols.DSPReporting, LocalDSPReporting), (protocols.DSPReporting, HttpAmazonReporting),
+    (protocols.DSPReporting, HttpTradeDeskReporting), (protocols.DSPReporting, HttpDV360Reporting),
     (protocols.Slack, LocalSlack), (protocols.Slack, HttpSlack),
     (protocols.Email, LocalEmail), (protocols.Email, HttpEmail),
     (protocols.Social, LocalSocial), (protocols.Social, HttpSocial),
