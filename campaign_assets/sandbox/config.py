@@ -18,6 +18,9 @@ VendorName = Literal[
     "sendgrid",
     "buffer",
     "github",
+    "amazon-ads",
+    "ttd",
+    "bid-manager",
 ]
 FaultKind = Literal["500", "429", "timeout", "reset", "lost_response"]
 
@@ -137,6 +140,17 @@ def default_limits() -> dict[VendorName, tuple[LimitRule, ...]]:
             LimitRule(name="concurrent requests", max_concurrency=100),
             LimitRule(name="content-creating requests", methods=_WRITES, max_requests=80),
             LimitRule(name="points (reads)", methods=_READS, max_requests=900 - 5 * 80),
+        ),
+        # DSP reporting (the sandbox's model; none of the three publishes one figure for all
+        # accounts): report requests are the scarce part, polls and downloads are cheap.
+        "amazon-ads": (
+            LimitRule(name="report requests", endpoints=frozenset({"POST /reporting/reports"}), max_requests=10),
+            LimitRule(name="requests", max_requests=300),
+        ),
+        "ttd": (LimitRule(name="requests", max_requests=100),),
+        "bid-manager": (
+            LimitRule(name="query runs", endpoints=frozenset({"POST /v2/queries/{queryId}:run"}), max_requests=10),
+            LimitRule(name="requests", max_requests=300),
         ),
     }
 

@@ -158,6 +158,10 @@ class SandboxServer:
         fault = {"vendor": vendor, "kind": kind, "endpoint": endpoint, "times": times}
         self._control("POST", "/_sandbox/faults", fault)
 
+    def add_object(self, vendor: str, kind: str, object_id: str, data: dict[str, Any]) -> None:
+        """``POST /_sandbox/objects``: an object the vendor holds without an emulated endpoint making it."""
+        self._control("POST", "/_sandbox/objects", {"vendor": vendor, "kind": kind, "id": object_id, "data": data})
+
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         if self._control_client is None:
             raise RuntimeError("the sandbox server is not started")
@@ -204,6 +208,16 @@ def service_env(url: str) -> dict[str, str]:
         "GITHUB_PAGES_TOKEN": "ghp_sandboxtoken",
         "GITHUB_PAGES_REPOSITORY": "acme/campaigns",
         "GITHUB_PAGES_BRANCH": "gh-pages",
+        "AMAZON_ADS_BASE_URL": f"{url}/amazon-ads",
+        "AMAZON_ADS_ACCESS_TOKEN": "sandbox-amazon-ads-token",
+        "AMAZON_ADS_CLIENT_ID": "amzn1.application-oa2-client.sandbox",
+        "AMAZON_ADS_PROFILE_ID": "1234567890",
+        "TTD_BASE_URL": f"{url}/ttd",
+        "TTD_AUTH_TOKEN": "sandbox-ttd-token",
+        "TTD_ADVERTISER_ID": "adv0001",
+        "TTD_REPORT_TEMPLATE_ID": "1001",
+        "BID_MANAGER_BASE_URL": f"{url}/bid-manager",
+        "BID_MANAGER_ACCESS_TOKEN": "sandbox-bid-manager-token",
         # Slack last: test support reads the printed exports up to SLACK_CHANNEL.
         "SLACK_BASE_URL": f"{url}/slack/api",
         "SLACK_BOT_TOKEN": "xoxb-sandbox-token",

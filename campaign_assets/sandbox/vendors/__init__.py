@@ -6,6 +6,7 @@ from campaign_assets.sandbox.vendors.asana import ASANA
 from campaign_assets.sandbox.vendors.base import Vendor
 from campaign_assets.sandbox.vendors.buffer import BUFFER
 from campaign_assets.sandbox.vendors.canva import CANVA
+from campaign_assets.sandbox.vendors.dsp_reporting import AMAZON_ADS, BID_MANAGER, TTD
 from campaign_assets.sandbox.vendors.github import GITHUB
 from campaign_assets.sandbox.vendors.google_docs import GOOGLE_DOCS
 from campaign_assets.sandbox.vendors.google_drive import GOOGLE_DRIVE
@@ -26,6 +27,9 @@ VENDORS: tuple[Vendor, ...] = (
     SENDGRID,
     BUFFER,
     GITHUB,
+    AMAZON_ADS,
+    TTD,
+    BID_MANAGER,
 )
 
 __all__ = ["VENDORS", "Vendor"]
