@@ -105,3 +105,60 @@ def test_a_live_campaigns_day_lands_once_with_pacing_and_charts(project: dict[st
     report = (Path(project["WORKSPACE_DIR"]) / "acme" / CAMPAIGN / "summary_report.md").read_text()
     assert f"## Performance through {day.isoformat()}" in report
     assert f"performance/{day.isoformat()}/performance_spend.png" in report
+
+
+# ---- pacing over the reported days, and the two checks (no run) --------------------------------------------
+def _plan_and_rows(spend_factor: float, days: int = 1) -> tuple:
+    import pandas as pd
+
+    from campaign_assets.logic.media_plan import build_media_plan
+    from campaign_assets.spec import CampaignSpec
+    from campaign_assets.workflows.performance import planned_cents
+
+    start = dt.date(2027, 3, 1)
+    spec = CampaignSpec.model_validate({
+        "id": "p", "name": "P", "organization": "acme", "objective": "awareness", "audience": "x",
+        "brand": {"name": "Acme", "primary_color": "#0B5FFF"}, "budget": {"total": 70000, "currency": "USD"},
+        "flight": {"start": start.isoformat(), "end": "2027-04-10"},
+        "channels": [{"name": "display", "share": 0.5, "dsp": "amazon"}, {"name": "search", "share": 0.5}],
+        "vectors": [{"stakeholder_group": "E", "timing": "W1", "content_types": ["blog-post"]}],
+        "creative_sizes": ["300x250"],
+    })
+    plan = build_media_plan(spec)
+    day = start + dt.timedelta(days=5)
+    fetched = [day - dt.timedelta(days=i) for i in range(days)]
+    rows = pd.DataFrame([
+        {"day": d, "source": "amazon", "channel": "display", "object_id": "li-1", "impressions": 1000, "clicks": 10,
+         "spend_cents": round(planned_cents(plan, "display", d) * spend_factor), "delivered": 0, "opens": 0}
+        for d in fetched
+    ])
+    return spec, plan, rows, day
+
+
+def test_pacing_counts_the_days_reported_not_the_days_never_fetched() -> None:
+    from campaign_assets.workflows.performance import pacing_table, planned_cents
+
+    _, plan, rows, day = _plan_and_rows(1.0)
+    table = pacing_table(plan, rows, day).set_index("channel")
+    assert table.loc["display", "planned_to_date_cents"] == planned_cents(plan, "display", day)  # one day, not six
+    assert table.loc["display", "within"] and table.loc["display", "pacing"] == pytest.approx(1.0, abs=1e-3)
+    assert table.loc["display", "plan_total_cents"] == 3_500_000  # the whole plan's total, still
+    assert not table.loc["search", "measured"]  # no DSP runs search: listed, not judged
+
+    _, plan, rows, day = _plan_and_rows(1.3, days=3)
+    assert not pacing_table(plan, rows, day).set_index("channel").loc["display", "within"]
+
+
+def test_spend_above_the_plan_total_fails_the_error_check() -> None:
+    import pandas as pd
+
+    from campaign_assets.defs.campaign.performance import spend_check
+    from campaign_assets.logic import performance as perf
+    from campaign_assets.workflows.performance import Analysis, pacing_table
+
+    spec, plan, rows, day = _plan_and_rows(1.0)
+    rows = pd.concat([rows, rows.assign(object_id="li-2", spend_cents=3_600_000)])
+    analysis = Analysis(day, pacing_table(plan, rows, day), [], perf.overspend(plan, rows, day), {}, "", 1, 6)
+    result = spend_check(analysis, plan, "USD")
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert "display: spent" in (result.description or "")
