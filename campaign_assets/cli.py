@@ -325,15 +325,16 @@ def cmd_performance(args: argparse.Namespace) -> int:
     key = partition_key(spec.id, day)
     tags = {PARTITION_TAG: str(key), LAUNCHER_TAG: launcher_token(),
             **{f"{PARTITION_TAG}/{dim}": value for dim, value in key.keys_by_dimension.items()}}
-    with campaign_turn(instance, home, spec.id):
-        with dg.execute_job(dg.reconstructable(performance_job_def), instance=instance, run_config=QUIET, tags=tags,
-                            raise_on_error=False) as result:
-            ok = result.success
-            meta = {}
-            for event in result.get_asset_materialization_events():
-                meta = {k: v.value for k, v in event.materialization.metadata.items()}
-            checks = [(e.check_name, e.passed, e.severity.value, e.description) for e in result.get_asset_check_evaluations()]
-            run_id = result.run_id
+    job = dg.reconstructable(performance_job_def)
+    with campaign_turn(instance, home, spec.id), dg.execute_job(
+        job, instance=instance, run_config=QUIET, tags=tags, raise_on_error=False
+    ) as result:
+        ok = result.success
+        meta = {}
+        for event in result.get_asset_materialization_events():
+            meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        checks = [(e.check_name, e.passed, e.severity.value, e.description) for e in result.get_asset_check_evaluations()]
+        run_id = result.run_id
     print(f"{spec.id} {day}: campaign_performance run {run_id[:8]} {'succeeded' if ok else 'FAILED'}")
     if not ok:
         return 1

@@ -59,8 +59,8 @@ def register(sandbox: SandboxServer, vendor: str) -> None:
 
 def fetch(sandbox: SandboxServer, dsp: str, tmp_path: Path, **overrides: Any) -> list[LineItemDay]:
     cls, mount, _, extra = VENDORS[dsp]
-    config = dict(base_url=f"{sandbox.url}/{mount}", api_key="sandbox-token", backoff_base_s=0.001,
-                  timeout_s=GENEROUS_TIMEOUT_S, poll_interval_s=0.01)
+    config = {"base_url": f"{sandbox.url}/{mount}", "api_key": "sandbox-token", "backoff_base_s": 0.001,
+              "timeout_s": GENEROUS_TIMEOUT_S, "poll_interval_s": 0.01}
     resource = cls(**(config | extra | overrides))
 
     async def body() -> list[LineItemDay]:

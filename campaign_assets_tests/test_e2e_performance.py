@@ -18,7 +18,11 @@ import yaml
 
 from campaign_assets.ledger import Ledger
 from campaign_assets.settings import PARTITION_TAG, REPORT_REFRESH_JOB
-from campaign_assets_tests.support.dagster import dagster_processes, graphql, temp_project
+from campaign_assets_tests.support.dagster import (
+    dagster_processes,
+    graphql,
+    temp_project,
+)
 from campaign_assets_tests.support.ports import free_port
 from campaign_assets_tests.support.processes import wait_for
 from campaign_assets_tests.test_performance_cli import spec_data

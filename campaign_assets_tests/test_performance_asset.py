@@ -17,9 +17,13 @@ import yaml
 
 from campaign_assets.approvals import Approvals
 from campaign_assets.definitions import build_defs
-from campaign_assets.defs.campaign.performance import PACING_CHECK, SPEND_CHECK, partition_key
+from campaign_assets.defs.campaign.performance import (
+    PACING_CHECK,
+    SPEND_CHECK,
+    partition_key,
+)
 from campaign_assets.ledger import Ledger
-from campaign_assets_tests.test_assets import checks, materialize
+from campaign_assets_tests.test_assets import checks
 
 CAMPAIGN = "live-campaign"
 
@@ -156,7 +160,7 @@ def test_spend_above_the_plan_total_fails_the_error_check() -> None:
     from campaign_assets.logic import performance as perf
     from campaign_assets.workflows.performance import Analysis, pacing_table
 
-    spec, plan, rows, day = _plan_and_rows(1.0)
+    _, plan, rows, day = _plan_and_rows(1.0)
     rows = pd.concat([rows, rows.assign(object_id="li-2", spend_cents=3_600_000)])
     analysis = Analysis(day, pacing_table(plan, rows, day), [], perf.overspend(plan, rows, day), {}, "", 1, 6)
     result = spend_check(analysis, plan, "USD")

@@ -54,6 +54,11 @@ def test_a_finished_day_run_asks_for_its_campaigns_report() -> None:
     request = report_after(run)
     assert request is not None and request.partition_key == "live" and request.run_key == "report-after:abc"
     assert report_after(dg.DagsterRun(job_name="performance_job", run_id="x", tags={})) is None
+    backfilled = dg.DagsterRun(job_name="__ASSET_JOB", run_id="b", tags=run.tags,
+                               asset_selection=frozenset({dg.AssetKey("campaign_performance")}))
+    assert report_after(backfilled) is not None  # a backfill's run of the asset
+    other = dg.DagsterRun(job_name="__ASSET_JOB", run_id="o", tags=run.tags, asset_selection=frozenset({dg.AssetKey("x")}))
+    assert report_after(other) is None
 
 
 @pytest.mark.slow
@@ -70,7 +75,7 @@ def test_performance_command_materializes_the_day_refreshes_the_report_and_print
     ran = cli("performance", CAMPAIGN, "--date", day.isoformat(), env=env, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert f"{CAMPAIGN} {day}: campaign_performance run" in ran.stdout and "summary_report refreshed" in ran.stdout
-    assert re.search(r"^\| display \| 45,000\.00 \|", ran.stdout, flags=re.M), ran.stdout
+    assert re.search(r"^\| display \| 45,000\.00 \|", ran.stdout, flags=re.MULTILINE), ran.stdout
     assert "check pacing_within_15_percent: passed" in ran.stdout
     assert "check spend_within_plan_total: passed" in ran.stdout
     folder = Path(project["WORKSPACE_DIR"]) / "acme" / CAMPAIGN

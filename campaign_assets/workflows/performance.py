@@ -36,7 +36,11 @@ from campaign_assets.ledger import Ledger, LedgerRow
 from campaign_assets.logic import charts as chart_logic
 from campaign_assets.logic import performance as perf
 from campaign_assets.logic.delivery import social_day_share
-from campaign_assets.services.dsp_reporting import REPORTING_KEYS, LineItemQuery, report_name
+from campaign_assets.services.dsp_reporting import (
+    REPORTING_KEYS,
+    LineItemQuery,
+    report_name,
+)
 from campaign_assets.spec import CampaignSpec
 from campaign_assets.workflows.common import Stage, scope_of
 
@@ -251,8 +255,8 @@ def _section(spec: CampaignSpec, plan: pd.DataFrame, rows: pd.DataFrame, analysi
     lines = [
         f"## Performance through {day.isoformat()}",
         "",
-        f"Delivery reported for {analysis['days_reported']} of {analysis['days_to_date']} flight days to date; "
-        "planned to date counts those days.",
+        (f"Delivery reported for {analysis['days_reported']} of {analysis['days_to_date']} flight days to date; "
+         "planned to date counts those days."),
         "",
         pacing_markdown(table, currency),
     ]

@@ -21,7 +21,12 @@ import dagster as dg
 from campaign_assets.core.teardown import is_torn_down
 from campaign_assets.defs.automation.report_schedule import live_on, report_refresh_job
 from campaign_assets.defs.automation.spec_sensor import scan_folder
-from campaign_assets.defs.campaign.performance import CAMPAIGN_DIM, DAY_DIM, partition_key, performance_job
+from campaign_assets.defs.campaign.performance import (
+    CAMPAIGN_DIM,
+    DAY_DIM,
+    partition_key,
+    performance_job,
+)
 from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.settings import PARTITIONS, REPORT_DATE_TAG
 from campaign_assets.spec import CampaignSpec
@@ -74,23 +79,34 @@ def performance_schedule(
     return requests or dg.SkipReason(f"no live campaign on {day} is registered and standing")
 
 
+PERFORMANCE_ASSET = dg.AssetKey("campaign_performance")
+
+
+def is_performance_run(run: dg.DagsterRun) -> bool:
+    """A run of ``performance_job``, or of the asset itself: a backfill from the UI or over
+    GraphQL runs it as the implicit asset job, with the asset as its selection."""
+    return run.job_name == performance_job.name or PERFORMANCE_ASSET in (run.asset_selection or ())
+
+
 def report_after(run: dg.DagsterRun) -> dg.RunRequest | None:
     """The report refresh a finished performance run asks for (None: not a campaign day run)."""
     campaign, day = run.tags.get(CAMPAIGN_TAG), run.tags.get(DAY_TAG)
-    if not campaign:
+    if not campaign or not is_performance_run(run):
         return None
     return dg.RunRequest(
         run_key=f"report-after:{run.run_id}", partition_key=campaign, tags={REPORT_DATE_TAG: day or ""}
     )
 
 
+# Every run of this code location is seen (no ``monitored_jobs``): a backfill's runs are not
+# ``performance_job`` runs; ``report_after`` picks the campaign day runs out.
 @dg.run_status_sensor(
     name="performance_report_sensor",
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[performance_job],
     request_job=report_refresh_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After each successful campaign_performance run, refresh that campaign's summary report.",
+    description="After each successful campaign_performance run (the schedule's, the command's or a "
+    "backfill's), refresh that campaign's summary report.",
 )
 def performance_report_sensor(context: dg.RunStatusSensorContext):
-    return report_after(context.dagster_run) or dg.SkipReason("not a campaign day run")
+    return report_after(context.dagster_run) or dg.SkipReason("not a campaign_performance day run")

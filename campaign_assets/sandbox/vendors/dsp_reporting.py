@@ -42,7 +42,14 @@ from starlette.responses import Response
 
 from campaign_assets.logic.delivery import media_delivery
 from campaign_assets.sandbox.state import StoredObject
-from campaign_assets.sandbox.vendors.base import ApiError, Call, Endpoint, ErrorStyle, Vendor, json_response
+from campaign_assets.sandbox.vendors.base import (
+    ApiError,
+    Call,
+    Endpoint,
+    ErrorStyle,
+    Vendor,
+    json_response,
+)
 from campaign_assets.sandbox.vendors.google import GoogleErrors
 
 READY_S = 20.0  # a report job's run time at scale 1
