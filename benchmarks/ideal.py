@@ -165,7 +165,9 @@ def seed_workload(
             Call(f"creative{i}.design", "canva", s["canva_design"], (f"creative{i}.upload",)),
         ]
     calls += [Call(f"piece{i}.llm", "llm", s["llm"], ("brief.doc_write",)) for i in range(pieces)]
-    calls += [Call(f"dsp{i}", "dsp", s["dsp"], ("plan.values_update",)) for i in range(dsp_lines)]
+    # The seed's DSP channels: display on Amazon DSP, video on The Trade Desk (then DV360 if more).
+    dsp_services = ("amazon_dsp", "trade_desk", "dv360")
+    calls += [Call(f"dsp{i}", dsp_services[i % 3], s["dsp"], ("plan.values_update",)) for i in range(dsp_lines)]
     everything = tuple(c.name for c in calls)
     calls += [
         Call("report.llm", "llm", s["llm"], everything),

@@ -10,24 +10,27 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from campaign_assets.approvals import Approvals
+from campaign_assets.io_manager import ENDPOINT_ENV, IO_BASE_ENV, CampaignIOManager
 from campaign_assets.ledger import Ledger
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
-from campaign_assets.services.dsp import DSPResource
 from campaign_assets.services.dsp_reporting import (
     AmazonReportingResource,
     DV360ReportingResource,
     TradeDeskReportingResource,
 )
 from campaign_assets.services.github_pages import PagesResource
+from campaign_assets.services.dv360 import DV360Resource
+from campaign_assets.services.amazon_dsp import AmazonDSPResource
 from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sendgrid import EmailResource
 from campaign_assets.services.web import WebResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
+from campaign_assets.services.trade_desk import TradeDeskResource
 from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_WORKSPACE_DIR, caps_profile
 
 
@@ -100,7 +103,9 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "sheets": (SheetsResource, "GOOGLE_SHEETS", "GOOGLE_ACCESS_TOKEN"),
     "asana": (AsanaResource, "ASANA", "ASANA_ACCESS_TOKEN"),
     "canva": (CanvaResource, "CANVA", "CANVA_ACCESS_TOKEN"),
-    "dsp": (DSPResource, "DSP", ""),  # local records only: no DSP HTTP backend yet
+    "amazon_dsp": (AmazonDSPResource, "AMAZON_DSP", "AMAZON_DSP_ACCESS_TOKEN"),
+    "trade_desk": (TradeDeskResource, "TTD", "TTD_AUTH_TOKEN"),
+    "dv360": (DV360Resource, "DV360", "DV360_ACCESS_TOKEN"),
     "slack": (SlackResource, "SLACK", "SLACK_BOT_TOKEN"),
     "email": (EmailResource, "SENDGRID", "SENDGRID_API_KEY"),
     "social": (SocialResource, "BUFFER", "BUFFER_ACCESS_TOKEN"),
@@ -126,6 +131,13 @@ _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     "slack": (("channel", "SLACK_CHANNEL"),),
     "email": (("sender_id", "SENDGRID_SENDER_ID"),),
     "pages": (("repository", "GITHUB_PAGES_REPOSITORY"), ("branch", "GITHUB_PAGES_BRANCH")),
+    "amazon_dsp": (
+        ("client_id", "AMAZON_DSP_CLIENT_ID"),
+        ("profile_id", "AMAZON_DSP_PROFILE_ID"),
+        ("advertiser_id", "AMAZON_DSP_ADVERTISER_ID"),
+    ),
+    "trade_desk": (("advertiser_id", "TTD_ADVERTISER_ID"),),
+    "dv360": (("advertiser_id", "DV360_ADVERTISER_ID"),),
     "amazon_reporting": (("client_id", "AMAZON_ADS_CLIENT_ID"), ("profile_id", "AMAZON_ADS_PROFILE_ID"),
                          ("poll_interval_s", "REPORT_POLL_INTERVAL_S")),
     "ttd_reporting": (("advertiser_id", "TTD_ADVERTISER_ID"), ("template_id", "TTD_REPORT_TEMPLATE_ID"),
@@ -173,6 +185,9 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     resources["ledger"] = ledger
     # The research fetcher's SSRF allowlist (tests only): an EnvVar, resolved at run time.
     resources["web"] = WebResource(**({"allow_hosts": dg.EnvVar("RESEARCH_ALLOW_HOSTS")} if env.get("RESEARCH_ALLOW_HOSTS") else {}))
+    # Asset values: local by default, a bucket prefix every host reads in production.
+    io_fields = {"base_path": _env(env, IO_BASE_ENV), "endpoint_url": _env(env, ENDPOINT_ENV)}
+    resources["io_manager"] = CampaignIOManager(**{k: v for k, v in io_fields.items() if v is not None})
     return resources
 
 

@@ -80,6 +80,10 @@ class CapsProfile:
 # X-RateLimit-Reset); Buffer allows 60 requests a minute per token; GitHub
 # asks that writes to one repository be serial (its secondary limits).
 _DISTRIBUTION_CAPS = {"email": 4, "social": 2, "pages": 1}
+# The DSPs: one line item per channel, a few calls a campaign; none publishes
+# a concurrency figure (Amazon Ads throttles per account with Retry-After, The
+# Trade Desk and DV360 per advertiser), so the seed's 4 each.
+_DSP_CAPS = {"amazon_dsp": 4, "trade_desk": 4, "dv360": 4}
 
 # DSP reporting (campaign_performance): a day is one report job per DSP, so a
 # few calls in flight (create, polls, download). Amazon Ads and Bid Manager
@@ -92,7 +96,8 @@ _REPORTING_CAPS = {"amazon_reporting": 2, "ttd_reporting": 2, "dv360_reporting":
 SEED_PROFILE = CapsProfile(
     name="seed",
     caps=MappingProxyType(
-        {"llm": 8, "docs": 3, "sheets": 3, "asana": 5, "images": 2, "canva": 2, "dsp": 4, "slack": 1}
+        {"llm": 8, "docs": 3, "sheets": 3, "asana": 5, "images": 2, "canva": 2, "slack": 1}
+        | _DSP_CAPS
         | _DISTRIBUTION_CAPS
         | _REPORTING_CAPS
     ),
@@ -142,12 +147,11 @@ VENDOR_PROFILE = CapsProfile(
             # assets), 429 too_many_requests without Retry-After. No concurrency
             # figure is published: 5 in flight is the sandbox's model.
             "canva": 5,
-            # No DSP HTTP backend yet: local records, the seed's figure.
-            "dsp": 4,
             # Slack: chat.postMessage is one message per second per channel
             # (docs.slack.dev/apis/web-api/rate-limits, the special tier).
             "slack": 1,
         }
+        | _DSP_CAPS
         | _DISTRIBUTION_CAPS
         | _REPORTING_CAPS
     ),

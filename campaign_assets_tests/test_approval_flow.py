@@ -7,6 +7,7 @@ the approval and sends nothing new.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from campaign_assets.approvals import Approvals
+from campaign_assets.definitions import build_defs
 from campaign_assets.core.teardown import CLIENT_SERVICES, TeardownServices, teardown_campaign
 from campaign_assets.ledger import Ledger
 from campaign_assets.resources import build_resources
@@ -39,6 +41,14 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     return {k: v.value for k, v in events[-1].materialization.metadata.items()}
 
 
+def line_item_records(env: dict[str, str]) -> list[Path]:
+    return sorted((Path(env["WORKSPACE_DIR"]) / "acme" / CAMPAIGN).glob("*/line-items/*.json"))
+
+
+def line_item_statuses(env: dict[str, str]) -> list[str]:
+    return [json.loads(p.read_text())["status"] for p in line_item_records(env)]
+
+
 def site_files(env: dict[str, str]) -> list[Path]:
     site = Path(env["WORKSPACE_DIR"]) / "acme" / CAMPAIGN / "site"
     return sorted(p for p in site.rglob("*") if p.is_file()) if site.exists() else []
@@ -60,6 +70,8 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
         assert ledger_rows(project, asset) == []  # no row written
     assert site_files(project) == []
     assert len(ledger_rows(project, "campaign_review")) == 2  # the voice review and the one Slack message
+    assert metadata(first, "dsp_go_live")["live"] is False and ledger_rows(project, "dsp_go_live") == []
+    assert line_item_statuses(project) == ["paused"]  # created paused before approval
 
     store = approvals(project)
     store.decide("acme", CAMPAIGN, "approved", by="tester", note="looks right")
@@ -72,10 +84,12 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
     rows = {a: len(ledger_rows(project, a)) for a in BEHIND_GATE}
     assert rows == {"email_send": 1, "social_posts": 2, "published_site": 3}
     assert len(ledger_rows(project, "campaign_review")) == 2  # no second Slack message for the same round
+    assert metadata(second, "dsp_go_live")["live"] is True and checks(second)["budgets_at_vendor_match_plan"].passed
+    assert line_item_statuses(project) == ["live"] and len(ledger_rows(project, "dsp_go_live")) == 1
 
     third = materialize(project, CAMPAIGN)
     again = counts(third)
-    assert all(again[a]["created"] == 0 and again[a]["updated"] == 0 for a in BEHIND_GATE)
+    assert all(again[a]["created"] == 0 and again[a]["updated"] == 0 for a in (*BEHIND_GATE, "dsp_go_live"))
     assert {a: len(ledger_rows(project, a)) for a in BEHIND_GATE} == rows
 
     # A new name and audience: new content, so the approval no longer applies.
@@ -91,6 +105,8 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
     assert {a: len(ledger_rows(project, a)) for a in BEHIND_GATE} == rows  # nothing new went out
     assert len(ledger_rows(project, "campaign_review")) == 4  # a new round: asked again, once
     assert store.state("acme", CAMPAIGN).phase == "awaiting approval"
+    assert metadata(fourth, "dsp_go_live")["live"] is False
+    assert line_item_statuses(project) == ["live"]  # what went live stays live until a person decides
     store.dispose()
 
     # Teardown undoes distribution in reverse: files removed, posts deleted, sends cancelled and deleted.
@@ -105,8 +121,40 @@ def test_nothing_goes_out_before_approval_then_each_object_once(project: dict[st
     assert all(ledger_rows(project, a) == [] for a in BEHIND_GATE)
 
 
-def test_a_campaign_without_review_sections_skips_review_and_everything_behind_it(project: dict[str, str]) -> None:
+def test_a_campaign_without_review_sections_is_not_reviewed_and_sends_nothing(project: dict[str, str]) -> None:
+    """Materialized with everything else (so a backfill over all campaigns stays
+    green), but not reviewed: no checks, no Slack message, nothing sent."""
     result = materialize(project, SEED)
-    materialized = set(counts(result))
-    assert "summary_report" in materialized
-    assert not materialized & {"campaign_review", "approval_gate", *BEHIND_GATE}
+    assert metadata(result, "campaign_review")["status"].startswith("not reviewed")
+    assert metadata(result, "approval_gate")["status"].startswith("not reviewed")
+    for asset in BEHIND_GATE:
+        assert metadata(result, asset)["status"].startswith("not configured")
+    evaluated = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    assert not evaluated & {"campaign_review", "approval_gate"}
+    with Ledger(f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}") as ledger:
+        assets = {r.scope.asset for r in ledger.campaign_rows("acme", SEED)}
+    assert not assets & {"campaign_review", *BEHIND_GATE}
+
+
+@pytest.mark.slow
+def test_a_budget_changed_at_the_dsp_stops_go_live_with_the_numbers(project: dict[str, str]) -> None:
+    assert materialize(project, CAMPAIGN).success
+    (record,) = line_item_records(project)
+    data = json.loads(record.read_text())
+    data["budget_cents"] += 100_00  # someone added 100.00 in the DSP's own UI
+    record.write_text(json.dumps(data))
+    with approvals(project) as store:
+        store.decide("acme", CAMPAIGN, "approved", by="tester")
+    defs = build_defs(project)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("campaigns", [CAMPAIGN])
+    result = dg.materialize(
+        list(defs.assets), partition_key=CAMPAIGN, resources=defs.resources, instance=instance, raise_on_error=False
+    )
+    assert not result.success  # the failed blocking check fails the go-live step: a person must look
+    assert [e.step_key for e in result.get_step_failure_events()] == ["dsp_go_live"]
+    check = checks(result)["budgets_at_vendor_match_plan"]
+    assert not check.passed and "display (dv360)" in check.description and "cents" in check.description
+    assert metadata(result, "dsp_go_live")["live"] is False
+    assert line_item_statuses(project) == ["paused"] and ledger_rows(project, "dsp_go_live") == []
+    assert metadata(result, "email_send")["sent"] is True  # the rest of the approved content went out

@@ -117,3 +117,56 @@ def test_an_unseen_spec_launches_clean_and_a_second_launch_reuses_everything(
     assert ledger.counts() == rows
     assert not re.search(r"(created|updated|fallback|failed) [1-9]", second.stdout), second.stdout
     assert "reused" in second.stdout
+
+
+@pytest.mark.slow
+def test_approval_from_the_command_line(home: dict[str, str], tmp_path: Path) -> None:
+    """The issue's check with the local backends: a copy of the distribution
+    example (id, name, audience changed) sends nothing before approval, each
+    object once after it, nothing on a third launch, and nothing new after
+    its name and audience change (awaiting approval again)."""
+    data = yaml.safe_load((EXAMPLES / "spring-webinar-series.yaml").read_text())
+    data |= {"id": "webinar-copy", "name": "Webinar Copy", "audience": "SREs at fintech companies"}
+    spec = tmp_path / "webinar-copy.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    ledger = Ledger(f"sqlite:///{Path(home['WORKSPACE_DIR']) / 'ledger.sqlite'}")
+
+    def sent() -> dict[str, int]:
+        rows = [r for r in ledger.campaign_rows("acme", "webinar-copy") if r.status == "created"]
+        return {a: sum(r.scope.asset == a for r in rows) for a in ("email_send", "social_posts", "published_site")}
+
+    def status() -> str:
+        out = cli("status", "webinar-copy", env=home, cwd=tmp_path)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    refused = cli("approve", "webinar-copy", "--by", "tester", env=home, cwd=tmp_path)
+    assert refused.returncode == 2 and "not been reviewed yet" in refused.stderr
+
+    first = cli("launch", str(spec), env=home, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "webinar-copy: awaiting approval" in first.stdout
+    assert sent() == {"email_send": 0, "social_posts": 0, "published_site": 0}
+    assert "awaiting approval since" in status()
+
+    no_note = cli("reject", "webinar-copy", "--by", "tester", env=home, cwd=tmp_path)
+    assert no_note.returncode != 0  # a rejection says why
+    approved = cli("approve", "webinar-copy", "--by", "tester", env=home, cwd=tmp_path)
+    assert approved.returncode == 0 and "approved by tester" in approved.stdout
+
+    second = cli("launch", "webinar-copy", env=home, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert sent() == {"email_send": 1, "social_posts": 2, "published_site": 3}
+    assert "acme/webinar-copy: distributed" in status()
+
+    third = cli("launch", "webinar-copy", env=home, cwd=tmp_path)
+    assert third.returncode == 0 and sent() == {"email_send": 1, "social_posts": 2, "published_site": 3}
+
+    registered = Path(home["CAMPAIGNS_DIR"]) / "webinar-copy.yaml"
+    changed = yaml.safe_load(registered.read_text()) | {"name": "Webinar Copy Two", "audience": "Data engineers"}
+    registered.write_text(yaml.safe_dump(changed, sort_keys=False))
+    fourth = cli("launch", "webinar-copy", env=home, cwd=tmp_path)
+    assert fourth.returncode == 0 and "webinar-copy: awaiting approval" in fourth.stdout
+    assert sent() == {"email_send": 1, "social_posts": 2, "published_site": 3}
+    assert "acme/webinar-copy: awaiting approval" in status()
+    ledger.dispose()

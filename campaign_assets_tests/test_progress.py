@@ -97,7 +97,7 @@ def test_expected_items_follow_the_spec() -> None:
     assert expected["project_tasks"] == 1 + len(spec.launch_tasks()) == 14
     assert expected["creatives"] == len(spec.creative_sizes)
     assert expected["content_pieces"] == expected["content_library"] == len(spec.content_matrix())
-    assert expected["dsp_activation"] == len(spec.dsp_channels)
+    assert expected["dsp_activation"] == 2 * len(spec.dsp_channels)
 
 
 # --- run_items tells each outcome as it lands ---------------------------------------------------

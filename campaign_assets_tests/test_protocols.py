@@ -10,6 +10,7 @@ from campaign_assets.services.asana import HttpAsana, LocalAsana
 from campaign_assets.services.buffer import HttpSocial, LocalSocial
 from campaign_assets.services.canva import HttpCanva, LocalCanva
 from campaign_assets.services.docs import HttpDocs, LocalDocs
+from campaign_assets.services.amazon_dsp import HttpAmazonDSP
 from campaign_assets.services.dsp import LocalDSP
 from campaign_assets.services.dsp_reporting import (
     HttpAmazonReporting,
@@ -18,6 +19,8 @@ from campaign_assets.services.dsp_reporting import (
     LocalDSPReporting,
 )
 from campaign_assets.services.github_pages import HttpPages, LocalPages
+from campaign_assets.services.dv360 import HttpDV360
+from campaign_assets.services.trade_desk import HttpTradeDesk
 from campaign_assets.services.images import HttpImages, LocalImages
 from campaign_assets.services.llm import HttpLLM, LocalLLM
 from campaign_assets.services.sendgrid import HttpEmail, LocalEmail
@@ -31,7 +34,7 @@ CLIENTS = [
     (protocols.Sheets, LocalSheets), (protocols.Sheets, HttpSheets),
     (protocols.Asana, LocalAsana), (protocols.Asana, HttpAsana),
     (protocols.Canva, LocalCanva), (protocols.Canva, HttpCanva),
-    (protocols.DSP, LocalDSP),
+    (protocols.DSP, LocalDSP), (protocols.DSP, HttpAmazonDSP), (protocols.DSP, HttpTradeDesk), (protocols.DSP, HttpDV360),
     (protocols.DSPReporting, LocalDSPReporting), (protocols.DSPReporting, HttpAmazonReporting),
     (protocols.DSPReporting, HttpTradeDeskReporting), (protocols.DSPReporting, HttpDV360Reporting),
     (protocols.Slack, LocalSlack), (protocols.Slack, HttpSlack),

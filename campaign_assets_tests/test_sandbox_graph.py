@@ -64,7 +64,9 @@ def test_launch_with_twenty_percent_faults_leaves_exactly_one_of_everything(
     assert kinds[("asana", "project")] == len(specs)
     assert kinds[("asana", "task")] == sum(len(s.launch_tasks()) for s in specs)
     assert kinds[("canva", "design")] == sum(len(s.creative_sizes) for s in specs)
-    assert kinds[("slack", "message")] == len(specs)
+    # The report's message per campaign, and one review request per reviewed campaign (awaiting approval).
+    assert kinds[("slack", "message")] == len(specs) + sum(s.reviewed for s in specs)
+    assert not any(vendor in ("sendgrid", "buffer", "github") for vendor, _, _ in objects)  # nothing sent unapproved
 
     ledger = Ledger(f"sqlite:///{Path(http_project['WORKSPACE_DIR']) / 'ledger.sqlite'}")
     rows = [r for s in specs for r in ledger.campaign_rows(s.organization, s.id)]

@@ -231,7 +231,10 @@ class FakeResource:
 
 def fake_services(log: list[str], errors: dict[str, Exception], gone: set[str] | None = None) -> TeardownServices:
     fake = FakeResource(log, gone or set(), errors)
-    return TeardownServices(docs=fake, sheets=fake, asana=fake, canva=fake, dsp=fake, slack=fake, email=fake, social=fake, pages=fake)  # type: ignore[arg-type]
+    return TeardownServices(  # type: ignore[arg-type]
+        docs=fake, sheets=fake, asana=fake, canva=fake, amazon_dsp=fake, trade_desk=fake, dv360=fake, slack=fake,
+        email=fake, social=fake, pages=fake,
+    )
 
 
 def seed(ledger: Ledger, *rows: LedgerRow) -> None:
@@ -247,7 +250,7 @@ def test_404_is_already_gone_and_a_failure_stops_before_upstream_stages(tmp_path
         ledger,
         row("summary_report", "notification", "slack", "ts-1"),
         row("summary_report", "report", "docs", "doc-report"),
-        row("dsp_activation", "line-item:display", "dsp", "li-1"),
+        row("dsp_activation", "line-item:display", "amazon_dsp", "li-1"),
         row("campaign_brief", "brief", "docs", "doc-brief"),
     )
     log: list[str] = []
@@ -314,9 +317,12 @@ def test_local_clients_tell_deleted_from_already_gone(tmp_path: Path) -> None:
         canva = LocalCanva(tmp_path)
         asset = await canva.upload_asset("a.png", b"png", marker="[m3]")
         assert [await canva.delete_asset(asset.asset_id), await canva.delete_asset(asset.asset_id)] == [True, False]
-        dsp = LocalDSP(tmp_path)
-        line = await dsp.create_line_item("amazon", "L", [], marker="[m4]")
+        dsp = LocalDSP("amazon_dsp", tmp_path)
+        day = dt.date(2027, 1, 4)
+        order = await dsp.create_order("O", 100, "USD", day, day, marker="[m4o]")
+        line = await dsp.create_line_item(order.order_id, "L", 100, "USD", day, day, marker="[m4]")
         assert [await dsp.delete_line_item(line.line_item_id), await dsp.delete_line_item(line.line_item_id)] == [True, False]
+        assert [await dsp.delete_order(order.order_id), await dsp.delete_order(order.order_id)] == [True, False]
         slack = LocalSlack(tmp_path, "#c")
         message = await slack.post_message("hi", marker="[m5]")
         assert [await slack.delete_message(message.ts), await slack.delete_message(message.ts)] == [True, False]

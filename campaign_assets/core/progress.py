@@ -56,7 +56,7 @@ def expected_items(spec: CampaignSpec) -> dict[str, int]:
         "creatives": len(spec.creative_sizes),
         "content_pieces": pieces,
         "content_library": pieces,
-        "dsp_activation": len(spec.dsp_channels),
+        "dsp_activation": 2 * len(spec.dsp_channels),  # an order and a line item per DSP channel
         "summary_report": 2,
     }
 

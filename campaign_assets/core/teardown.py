@@ -41,7 +41,9 @@ from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
 from campaign_assets.services.github_pages import PagesResource
-from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.amazon_dsp import AmazonDSPResource
+from campaign_assets.services.dv360 import DV360Resource
+from campaign_assets.services.trade_desk import TradeDeskResource
 from campaign_assets.services.local import inside, unlink
 from campaign_assets.services.sendgrid import EmailResource
 from campaign_assets.services.sheets import SheetsResource
@@ -55,7 +57,9 @@ Outcome = Literal["deleted", "gone", "skipped", "failed"]
 # The workflows' own stages, in teardown order (the reverse of the order the graph makes them).
 TEARDOWN: tuple[Stage, ...] = tuple(reversed([stage for module in WORKFLOWS for stage in module.STAGES]))
 STAGES: tuple[str, ...] = tuple(stage.name for stage in TEARDOWN)
-CLIENT_SERVICES: tuple[str, ...] = ("docs", "sheets", "asana", "canva", "dsp", "slack", "email", "social", "pages")
+CLIENT_SERVICES: tuple[str, ...] = (
+    "docs", "sheets", "asana", "canva", "amazon_dsp", "trade_desk", "dv360", "slack", "email", "social", "pages",
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,9 @@ class TeardownServices:
     sheets: SheetsResource
     asana: AsanaResource
     canva: CanvaResource
-    dsp: DSPResource
+    amazon_dsp: AmazonDSPResource
+    trade_desk: TradeDeskResource
+    dv360: DV360Resource
     slack: SlackResource
     email: EmailResource
     social: SocialResource
@@ -225,7 +231,8 @@ async def _run_stage(planned: PlannedStage, clients: _Clients, ctx: Context, led
         rule = stage.rule_for(row)
         assert rule is not None  # planned by it
         try:
-            client = await clients.get(rule.service, row) if rule.service else None
+            service = rule.service_for(row)
+            client = await clients.get(service, row) if service else None
             deleted = await rule.delete(client, row, ctx)
         except Unverifiable as exc:
             return Removal(stage.name, asset, key, row.service, "skipped", str(exc))

@@ -18,6 +18,9 @@ VendorName = Literal[
     "sendgrid",
     "buffer",
     "github",
+    "amazon-dsp",
+    "trade-desk",
+    "dv360",
     "amazon-ads",
     "ttd",
     "bid-manager",
@@ -140,6 +143,18 @@ def default_limits() -> dict[VendorName, tuple[LimitRule, ...]]:
             LimitRule(name="concurrent requests", max_concurrency=100),
             LimitRule(name="content-creating requests", methods=_WRITES, max_requests=80),
             LimitRule(name="points (reads)", methods=_READS, max_requests=900 - 5 * 80),
+        ),
+        # Amazon Ads throttles per account and operation (HTTP 429 + Retry-After);
+        # modelled as 10 requests a second per account.
+        "amazon-dsp": (LimitRule(name="requests per second", max_requests=10, window_s=1.0),),
+        # The Trade Desk: 429 once an advertiser's calls exceed its rate; modelled as 100 a minute
+        # and 10 in flight.
+        "trade-desk": (LimitRule(name="requests", max_concurrency=10, max_requests=100),),
+        # DV360: per-advertiser quota (Google's 429 RESOURCE_EXHAUSTED, no Retry-After);
+        # modelled as 300 requests a minute, writes 60 a minute.
+        "dv360": (
+            LimitRule(name="requests per advertiser", max_requests=300),
+            LimitRule(name="write requests", methods=_WRITES, max_requests=60),
         ),
         # DSP reporting (the sandbox's model; none of the three publishes one figure for all
         # accounts): report requests are the scarce part, polls and downloads are cheap.

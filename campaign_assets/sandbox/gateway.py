@@ -17,7 +17,6 @@ from campaign_assets.sandbox.vendors.base import (
     Call,
     Endpoint,
     Vendor,
-    authenticate,
 )
 
 
@@ -48,7 +47,7 @@ class Gateway:
     async def _serve(self, request: Request, generation: Generation, record: CallRecord) -> Response:
         errors, config = self._vendor.errors, generation.config
         body = await request.body()
-        record.auth = authenticate(request)
+        record.auth = self._vendor.auth(request)
         if record.auth != "ok":
             return errors.render(errors.auth_failure(record.auth))
         call = Call(

@@ -18,9 +18,9 @@ from campaign_assets.services.asana import ProjectRef, TaskRef
 from campaign_assets.services.buffer import SocialPost
 from campaign_assets.services.canva import CanvaAsset, Design
 from campaign_assets.services.docs import DocRef
-from campaign_assets.services.dsp import LineItem
 from campaign_assets.services.dsp_reporting import LineItemDay, LineItemQuery
 from campaign_assets.services.github_pages import PublishedFile
+from campaign_assets.services.dsp import LineItem, Order
 from campaign_assets.services.llm import Completion
 from campaign_assets.services.sendgrid import EmailSend
 from campaign_assets.services.sheets import SheetRef
@@ -82,9 +82,31 @@ class Canva(Client, Protocol):
 
 @runtime_checkable
 class DSP(Client, Protocol):
-    async def create_line_item(self, dsp: str, name: str, flights: list[dict[str, Any]], *, marker: str) -> LineItem: ...
-    async def find_line_item(self, *, marker: str) -> LineItem | None: ...
+    """Amazon DSP, The Trade Desk, DV360 (and their local records). Line items
+    are created paused (draft); ``get_line_item`` reads back from the vendor;
+    ``set_status`` is idempotent; ``delete_*`` archives where the vendor
+    cannot delete (Amazon, TTD) and archives then deletes on DV360."""
+
+    async def create_order(
+        self, name: str, budget_cents: int, currency: str, start: dt.date, end: dt.date, *, marker: str
+    ) -> Order: ...
+    async def find_order(self, *, marker: str) -> Order | None: ...
+    async def create_line_item(
+        self,
+        order_id: str,
+        name: str,
+        budget_cents: int,
+        currency: str,
+        start: dt.date,
+        end: dt.date,
+        *,
+        marker: str,
+    ) -> LineItem: ...
+    async def find_line_item(self, order_id: str, *, marker: str) -> LineItem | None: ...
+    async def get_line_item(self, line_item_id: str) -> LineItem | None: ...
+    async def set_status(self, line_item_id: str, status: str) -> LineItem: ...
     async def delete_line_item(self, line_item_id: str) -> bool: ...
+    async def delete_order(self, order_id: str) -> bool: ...
 
 
 @runtime_checkable

@@ -101,11 +101,17 @@ Delete = Callable[[Any, LedgerRow, Context], Awaitable[bool]]
 @dataclass(frozen=True)
 class Rule:
     """How the rows whose item key starts with ``prefix`` are deleted:
-    ``delete`` through the ``service``'s client (None: no client)."""
+    ``delete`` through the ``service``'s client (None: no client), or, with
+    ``by_row``, through the client of the service each row was recorded
+    under (the DSPs: one asset, three vendors)."""
 
     service: str | None
     delete: Delete
     prefix: str = ""
+    by_row: bool = False
+
+    def service_for(self, row: LedgerRow) -> str | None:
+        return row.service if self.by_row else self.service
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from campaign_assets.workflows.common import Stage, scope_of
 
 ASSET = "campaign_performance"
 LINE_ITEMS, EMAILS, POSTS = "dsp_activation", "email_send", "social_posts"
+LINE_ITEM_PREFIX = "line-item:"  # dsp_activation's line item keys (its orders are ``order:<channel>``)
 DONE = ("created", "fallback")
 STAGES: tuple[Stage, ...] = ()  # reads only: nothing at any vendor to tear down (the rows go with the ledger)
 
@@ -154,7 +155,8 @@ async def fetch_day(
     jobs: dict[str, Any] = {}
     by_dsp: dict[str, list[LedgerRow]] = {}
     for row in _done(ledger, spec, LINE_ITEMS):
-        by_dsp.setdefault(str(row.payload.get("dsp")), []).append(row)
+        if row.item_key.startswith(LINE_ITEM_PREFIX):  # not the orders the line items sit in
+            by_dsp.setdefault(str(row.payload.get("dsp")), []).append(row)
     for dsp, rows in sorted(by_dsp.items()):
         resource = reporting.get(REPORTING_KEYS.get(dsp, ""))
         if resource is None:

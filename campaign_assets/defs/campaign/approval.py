@@ -1,9 +1,12 @@
 """Review and the approval gate (issue #13): nothing goes out before a person approves.
 
 Only campaigns whose spec has ``reviewers`` or ``distribution`` (``spec.reviewed``)
-go through here; for the others ``campaign_review`` yields nothing, so the
-gate and everything behind it are skipped (and ``campaign-assets launch`` and
-the spec sensor leave these assets out of such campaigns' runs altogether).
+go through here: ``campaign-assets launch`` and the spec sensor leave these
+assets out of the other campaigns' runs. Materialized for such a campaign
+anyway (a backfill of every asset from the UI), the review and the gate say
+"not reviewed" (no check results: both are subsettable multi_assets, so
+their checks are optional) and distribution sends nothing, so the backfill
+stays green.
 
 - ``campaign_review`` builds what would go out (``logic/review.py``), checks
   it, writes the review packet and asks the reviewers in Slack, once per
@@ -34,6 +37,8 @@ from campaign_assets.settings import APPROVAL_GROUP
 from campaign_assets.spec import CampaignSpec, spec_hash
 from campaign_assets.workflows import review as wf_review
 
+NOT_REVIEWED = "not reviewed: the spec has no reviewers or distribution section, so nothing goes out"
+
 REVIEW_CHECKS = [
     dg.AssetCheckSpec(
         name,
@@ -53,9 +58,9 @@ REVIEW_CHECKS = [
 _review = service_asset("llm")
 
 
-# A multi_asset of one output, so it can yield nothing at all (no output, no
-# checks) for a campaign without review sections: Dagster treats outputs and
-# check results as optional only in a subsettable multi_asset.
+# A multi_asset of one output, so a campaign without review sections gets no
+# check results: Dagster treats check results as optional only in a
+# subsettable multi_asset.
 @dg.multi_asset(
     outs={
         "campaign_review": dg.AssetOut(
@@ -91,8 +96,12 @@ def campaign_review(
     workspace: WorkspaceResource,
 ):
     spec = review_inputs
-    if not spec.reviewed:
-        context.log.info(f"{spec.id} has no reviewers or distribution section: no review, nothing goes out")
+    if not spec.reviewed:  # materialized, so a backfill over every campaign stays green; nothing to check
+        yield dg.MaterializeResult(
+            asset_key="campaign_review",
+            value={"fingerprint": None, "release": None},
+            metadata={"status": NOT_REVIEWED},
+        )
         return
     out = workspace.campaign_dir(spec.organization, spec.id)
     release, landing_text = run_with_progress(
@@ -170,26 +179,43 @@ def gate_metadata(state: GateState) -> dict[str, Any]:
     return meta
 
 
-@dg.asset(
-    **service_asset(
-        None,
-        group_name=APPROVAL_GROUP,
-        kinds={"sql"},
-        description="The human approval of exactly what goes out: approved, rejected, or awaiting approval, for the "
-        "review's content fingerprint. Decide with `campaign-assets approve|reject` or the approve_campaign job.",
-        check_specs=[
-            dg.AssetCheckSpec(
-                "approved_for_current_content",
-                asset="approval_gate",
-                description="WARN while awaiting approval (or rejected): nothing goes out until a person approves "
-                "this exact content. Filter on this check to find pending campaigns.",
-            )
-        ],
-    )
+_gate = service_asset(None)
+
+
+@dg.multi_asset(
+    outs={
+        "approval_gate": dg.AssetOut(
+            group_name=APPROVAL_GROUP,
+            kinds={"sql"},
+            owners=_gate["owners"],
+            code_version=_gate["code_version"],
+            is_required=False,
+            description="The human approval of exactly what goes out: approved, rejected, or awaiting approval, for "
+            "the review's content fingerprint. Decide with `campaign-assets approve|reject` or the approve_campaign job.",
+        )
+    },
+    check_specs=[
+        dg.AssetCheckSpec(
+            "approved_for_current_content",
+            asset="approval_gate",
+            description="WARN while awaiting approval (or rejected): nothing goes out until a person approves "
+            "this exact content. Filter on this check to find pending campaigns.",
+        )
+    ],
+    can_subset=True,  # a campaign that is not reviewed gets no check result
+    partitions_def=_gate["partitions_def"],
+    retry_policy=_gate["retry_policy"],
 )
 def approval_gate(review_inputs: CampaignSpec, campaign_review: dict[str, Any], ledger: LedgerResource):
     spec = review_inputs
     fingerprint = campaign_review["fingerprint"]
+    if fingerprint is None:
+        yield dg.MaterializeResult(
+            asset_key="approval_gate",
+            value={"phase": "not reviewed", "fingerprint": None, "release": None, "decided_by": None},
+            metadata={"status": NOT_REVIEWED},
+        )
+        return
     state = ledger.approvals().state(spec.organization, spec.id, fingerprint)
     assert state is not None  # campaign_review recorded this round
     check = dg.AssetCheckResult(
@@ -205,4 +231,4 @@ def approval_gate(review_inputs: CampaignSpec, campaign_review: dict[str, Any], 
         "release": campaign_review["release"],
         "decided_by": state.decision.decided_by if state.decision else None,
     }
-    return dg.MaterializeResult(value=value, metadata=gate_metadata(state), check_results=[check])
+    yield dg.MaterializeResult(asset_key="approval_gate", value=value, metadata=gate_metadata(state), check_results=[check])

@@ -25,7 +25,9 @@ from campaign_assets.resources import LedgerResource, WorkspaceResource
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
-from campaign_assets.services.dsp import DSPResource
+from campaign_assets.services.amazon_dsp import AmazonDSPResource
+from campaign_assets.services.dv360 import DV360Resource
+from campaign_assets.services.trade_desk import TradeDeskResource
 from campaign_assets.services.images import ImagesResource
 from campaign_assets.services.llm import LLMResource
 from campaign_assets.services.sheets import SheetsResource
@@ -320,20 +322,25 @@ def landing_page(
         "dsp",
         group_name="activation",
         kinds={"dsp"},
-        description="One DSP line item per programmatic channel, flighted from the media plan's weekly budget.",
+        description="Per programmatic channel an order and one paused (draft) line item at its DSP (Amazon DSP, "
+        "The Trade Desk, DV360), with the channel's plan budget to the cent and the plan's flight; nothing spends "
+        "until dsp_go_live.",
         check_specs=[dg.AssetCheckSpec("all_line_items_created", asset="dsp_activation")],
     )
 )
 def dsp_activation(
     plan_inputs: CampaignSpec,
     media_plan: pd.DataFrame,
-    dsp: DSPResource,
+    amazon_dsp: AmazonDSPResource,
+    trade_desk: TradeDeskResource,
+    dv360: DV360Resource,
     ledger: LedgerResource,
     workspace: WorkspaceResource,
 ):
     spec = plan_inputs
     out = workspace.campaign_dir(spec.organization, spec.id)
-    outcome = run_with_progress(spec, wf.activate_dsps(spec, media_plan, dsp, ledger.open(), out))
+    dsps = {"amazon": amazon_dsp, "trade_desk": trade_desk, "dv360": dv360}
+    outcome = run_with_progress(spec, wf.activate_dsps(spec, media_plan, dsps, ledger.open(), out))
     check = failed_check("all_line_items_created", outcome.reports[0], "line_items")
     return materialize_result(outcome, checks=[check], **{"dagster/row_count": len(outcome.value)})
 

@@ -15,8 +15,10 @@ from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
 from campaign_assets.services.github_pages import PagesResource
-from campaign_assets.services.dsp import DSPResource
 from campaign_assets.services.sendgrid import EmailResource
+from campaign_assets.services.amazon_dsp import AmazonDSPResource
+from campaign_assets.services.dv360 import DV360Resource
+from campaign_assets.services.trade_desk import TradeDeskResource
 from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.settings import KIND_TAG, SERVICE_TAG, TEARDOWN_JOB
@@ -51,7 +53,9 @@ def teardown_campaign_op(
     sheets: SheetsResource,
     asana: AsanaResource,
     canva: CanvaResource,
-    dsp: DSPResource,
+    amazon_dsp: AmazonDSPResource,
+    trade_desk: TradeDeskResource,
+    dv360: DV360Resource,
     slack: SlackResource,
     email: EmailResource,
     social: SocialResource,
@@ -59,7 +63,9 @@ def teardown_campaign_op(
 ) -> dg.Output[dict[str, Any]]:
     campaign = context.partition_key
     services = TeardownServices(
-        docs=docs, sheets=sheets, asana=asana, canva=canva, dsp=dsp, slack=slack, email=email, social=social, pages=pages
+        docs=docs, sheets=sheets, asana=asana, canva=canva,
+        amazon_dsp=amazon_dsp, trade_desk=trade_desk, dv360=dv360, slack=slack,
+        email=email, social=social, pages=pages,
     )
     report = teardown_campaign(
         campaign, workspace=workspace, ledger=ledger.open(), services=services, organization=config.organization

@@ -172,6 +172,8 @@ class Vendor:
     mount: str
     errors: ErrorStyle
     endpoints: tuple[Endpoint, ...]
+    # How the vendor authenticates a request (default: a bearer token).
+    auth: Callable[[Request], AuthOutcome] = authenticate
 
 
 def json_response(payload: Any, status: int = 200) -> JSONResponse:
