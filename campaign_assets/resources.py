@@ -112,9 +112,11 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     # Resource key "pages" (service "web"): the key "web" is the research fetcher's.
     "pages": (PagesResource, "GITHUB_API", "GITHUB_PAGES_TOKEN"),  # not GITHUB_TOKEN: a shell that has one must not publish by accident
     # DSP reporting (campaign_performance): each DSP's reporting API, its own token.
-    "amazon_reporting": (AmazonReportingResource, "AMAZON_ADS", "AMAZON_ADS_ACCESS_TOKEN"),
-    "ttd_reporting": (TradeDeskReportingResource, "TTD", "TTD_AUTH_TOKEN"),
-    "dv360_reporting": (DV360ReportingResource, "BID_MANAGER", "BID_MANAGER_ACCESS_TOKEN"),
+    # The same account and token as the DSP's campaign management; a base URL of their own (the
+    # sandbox mounts each reporting API apart; at the vendor Amazon's host is the same).
+    "amazon_reporting": (AmazonReportingResource, "AMAZON_REPORTING", "AMAZON_DSP_ACCESS_TOKEN"),
+    "ttd_reporting": (TradeDeskReportingResource, "TTD_REPORTING", "TTD_AUTH_TOKEN"),
+    "dv360_reporting": (DV360ReportingResource, "BID_MANAGER", "DV360_ACCESS_TOKEN"),
 }
 
 # Retry and timeout policy for every HTTP client: (field, environment variable).
@@ -138,7 +140,7 @@ _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "trade_desk": (("advertiser_id", "TTD_ADVERTISER_ID"),),
     "dv360": (("advertiser_id", "DV360_ADVERTISER_ID"),),
-    "amazon_reporting": (("client_id", "AMAZON_ADS_CLIENT_ID"), ("profile_id", "AMAZON_ADS_PROFILE_ID"),
+    "amazon_reporting": (("client_id", "AMAZON_DSP_CLIENT_ID"), ("profile_id", "AMAZON_DSP_PROFILE_ID"),
                          ("poll_interval_s", "REPORT_POLL_INTERVAL_S")),
     "ttd_reporting": (("advertiser_id", "TTD_ADVERTISER_ID"), ("template_id", "TTD_REPORT_TEMPLATE_ID"),
                       ("poll_interval_s", "REPORT_POLL_INTERVAL_S")),

@@ -139,3 +139,46 @@ def test_local_backend_is_the_same_model_and_writes_its_report(tmp_path: Path) -
 
     assert asyncio.run(body()) == [expected("li-display-1"), expected("li-search-2")]
     assert (tmp_path / "amazon_reporting" / "reports" / f"{DAY.isoformat()}.json").exists()
+
+
+# ---- line items made through the sandbox's DSP campaign management are reported on ------------------------------
+MANAGED = {  # dsp: (management resource, its mount, its settings)
+    "amazon": ("campaign_assets.services.amazon_dsp:AmazonDSPResource", "amazon-dsp",
+               {"client_id": "c", "profile_id": "1", "advertiser_id": "4000000000000001"}),
+    "trade_desk": ("campaign_assets.services.trade_desk:TradeDeskResource", "trade-desk/v3", {"advertiser_id": "adv1"}),
+    "dv360": ("campaign_assets.services.dv360:DV360Resource", "dv360", {"advertiser_id": "5000000000000001"}),
+}
+
+
+@pytest.mark.parametrize("dsp", MANAGED)
+def test_a_line_item_made_at_the_dsp_is_reported_at_its_even_daily_budget(
+    sandbox: SandboxServer, dsp: str, tmp_path: Path
+) -> None:
+    import importlib
+
+    path, mount, settings = MANAGED[dsp]
+    module, _, name = path.partition(":")
+    manager = getattr(importlib.import_module(module), name)(
+        base_url=f"{sandbox.url}/{mount}", api_key="sandbox-token", backoff_base_s=0.001, timeout_s=GENEROUS_TIMEOUT_S,
+        **settings,
+    )
+    start, end = DAY - dt.timedelta(days=2), DAY + dt.timedelta(days=7)  # ten days
+
+    async def make() -> str:
+        async with manager.session(tmp_path) as client:
+            order = await client.create_order("Q4 — display", 1_000_000, "USD", start, end, marker="[ca:o]")
+            line = await client.create_line_item(order.order_id, "Q4 — display", 1_000_000, "USD", start, end,
+                                                 marker="[ca:l]")
+            return line.line_item_id
+
+    line_id = asyncio.run(make())
+    cls, reporting_mount, _, extra = VENDORS[dsp]
+    reporter = cls(base_url=f"{sandbox.url}/{reporting_mount}", api_key="sandbox-token", backoff_base_s=0.001,
+                   timeout_s=GENEROUS_TIMEOUT_S, poll_interval_s=0.01, **extra)
+
+    async def report() -> list[LineItemDay]:
+        async with reporter.session(tmp_path) as client:
+            return await client.line_item_delivery([LineItemQuery(line_id, "display")], DAY, name=NAME)
+
+    d = media_delivery(line_id, DAY, 100_000, "display")  # 10,000.00 over ten days, evenly
+    assert asyncio.run(report()) == [LineItemDay(line_id, DAY, d.impressions, d.clicks, d.spend_cents)]

@@ -28,7 +28,7 @@ from campaign_assets_tests.test_assets import checks
 CAMPAIGN = "live-campaign"
 
 
-def live_spec(campaigns: Path, start: dt.date) -> None:
+def live_spec(campaigns: Path, start: dt.date, *, distribution: bool = True) -> None:
     spec = {
         "id": CAMPAIGN, "name": "Live Campaign", "organization": "acme", "objective": "awareness",
         "audience": "Platform engineers", "brand": {"name": "Acme", "primary_color": "#0B5FFF", "website": "https://acme.example"},
@@ -46,6 +46,8 @@ def live_spec(campaigns: Path, start: dt.date) -> None:
         "distribution": {"email": {"list_id": "list-1"},
                          "social": {"profiles": [{"id": "5f1a2b3c4d5e6f7081920a1b", "network": "linkedin"}]}},
     }
+    if not distribution:
+        spec = {k: v for k, v in spec.items() if k not in ("reviewers", "distribution")}
     (campaigns / f"{CAMPAIGN}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
@@ -166,3 +168,34 @@ def test_spend_above_the_plan_total_fails_the_error_check() -> None:
     result = spend_check(analysis, plan, "USD")
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert "display: spent" in (result.description or "")
+
+
+@pytest.mark.slow
+def test_through_the_sandbox_line_items_made_at_the_dsps_report_their_delivery(
+    project: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every service on its HTTP backend against the sandbox: dsp_activation makes the line items at the
+    three DSPs' campaign management, and their reporting APIs report on them (async jobs, polled)."""
+    from campaign_assets.sandbox import SandboxConfig, SandboxServer, service_env
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    start = today - dt.timedelta(days=10)
+    live_spec(Path(project["CAMPAIGNS_DIR"]), start, distribution=False)
+    with SandboxServer(SandboxConfig(scale=0.005, timeout_hold_s=1.0)) as sandbox:
+        fast = {"HTTP_BACKOFF_S": "0.01", "CANVA_POLL_INTERVAL_S": "0.02", "REPORT_POLL_INTERVAL_S": "0.02"}
+        env = project | service_env(sandbox.url) | fast
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions("campaigns", [CAMPAIGN])
+        assert launch(env, instance).success
+        day = start + dt.timedelta(days=3)
+        result = perform(env, day, instance)
+        value = result.output_for_node("campaign_performance")
+        assert sorted(value["source"]) == ["amazon", "dv360", "trade_desk"]
+        assert value["spend_cents"].gt(0).all() and value["clicks"].ge(0).all()
+        meta = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+        assert meta["amazon_reporting/backend"] == "http" and meta["sources_failed"] == 0
+        assert checks(result)[PACING_CHECK].passed, checks(result)[PACING_CHECK].description
+        calls = {c["vendor"] for c in sandbox.state()["calls"]}
+        assert {"amazon-ads", "ttd", "bid-manager"} <= calls

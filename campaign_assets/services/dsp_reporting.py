@@ -437,8 +437,8 @@ class AmazonReportingResource(_ReportingResource):
     DSP: ClassVar[str] = "amazon"
     DEFAULT_BASE_URL: ClassVar[str] = "https://advertising-api.amazon.com"
 
-    client_id: str | None = Field(default=None, description="Login with Amazon client id (AMAZON_ADS_CLIENT_ID).")
-    profile_id: str | None = Field(default=None, description="The DSP advertiser's profile (AMAZON_ADS_PROFILE_ID).")
+    client_id: str | None = Field(default=None, description="Login with Amazon client id (AMAZON_DSP_CLIENT_ID).")
+    profile_id: str | None = Field(default=None, description="The DSP advertiser's profile (AMAZON_DSP_PROFILE_ID).")
 
     def auth_headers(self) -> Mapping[str, str]:
         extra = {"Amazon-Advertising-API-ClientId": self.client_id or "", "Amazon-Advertising-API-Scope": self.profile_id or ""}

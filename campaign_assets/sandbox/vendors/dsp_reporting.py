@@ -23,7 +23,10 @@ sandbox knows, for its planned budget that day. A reporting API never learns a b
 report request, so line items are registered beforehand, as the DSP's campaign management would
 hold them: an object of kind ``lineitem`` in the vendor's store, ``{"channel", "daily_cents":
 {ISO day: cents}}`` (``register_line_items``; ``SandboxServer.add_object`` over the control API).
-A line item the sandbox does not know delivers nothing (no row), as at a real DSP.
+A line item made through the sandbox's own DSP campaign management (``amazon-dsp``, ``trade-desk``,
+``dv360``: what ``dsp_activation`` makes when the sandbox serves it) needs no registration: its
+budget is paced evenly over its flight. A line item the sandbox knows neither way delivers nothing
+(no row), as at a real DSP.
 """
 
 from __future__ import annotations
@@ -58,17 +61,69 @@ READ_LATENCY_S = 0.2
 LINE_ITEM = "lineitem"
 
 
-def delivery(call: Call, line_item_ids: list[str], start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+# Each reporting vendor -> its DSP's campaign management vendor in the sandbox, and the kind of a
+# line item there (Amazon DSP line items, TTD ad groups, DV360 line items).
+MANAGEMENT: Mapping[str, tuple[str, str]] = {
+    "amazon-ads": ("amazon-dsp", "lineItem"), "ttd": ("trade-desk", "adgroup"), "bid-manager": ("dv360", "lineItem"),
+}
+
+
+def _cents(amount: Any) -> int:
+    return round(float(amount or 0) * 100)
+
+
+def _gday(value: Mapping[str, Any]) -> dt.date:
+    return dt.date(int(value["year"]), int(value["month"]), int(value["day"]))
+
+
+def _budget_and_flight(management: str, data: Mapping[str, Any]) -> tuple[int, dt.date, dt.date]:
+    """A managed line item's total budget (cents) and flight, in its DSP's own fields."""
+    if management == "amazon-dsp":
+        return (_cents((data.get("budget") or {}).get("totalBudgetAmount")),
+                dt.date.fromisoformat(str(data["startDateTime"])[:10]), dt.date.fromisoformat(str(data["endDateTime"])[:10]))
+    if management == "trade-desk":
+        budget = ((data.get("RTBAttributes") or {}).get("BudgetSettings") or {}).get("Budget") or {}
+        return (_cents(budget.get("Amount")), dt.date.fromisoformat(str(data["StartDate"])[:10]),
+                dt.date.fromisoformat(str(data["EndDate"])[:10]))
+    dates = (data.get("flight") or {}).get("dateRange") or {}
+    return (round(int((data.get("budget") or {}).get("maxAmount") or 0) / 10_000), _gday(dates["startDate"]),
+            _gday(dates["endDate"]))
+
+
+def _line_item(call: Call, vendor: str, item_id: str) -> tuple[str, Mapping[str, int]] | None:
+    """A line item's channel and planned cents per day: registered with this reporting vendor, or
+    else made through its DSP's campaign management in this sandbox (its budget paced evenly over
+    its flight, as ``PACING_TYPE_EVEN`` does; its channel from its name, ``<campaign> — <channel>``)."""
+    item = call.store.find(LINE_ITEM, item_id)
+    if item is not None:
+        return str(item.data.get("channel") or "display"), item.data.get("daily_cents", {})
+    management, kind = MANAGEMENT[vendor]
+    managed = call.state.stores[management].find(kind, item_id)
+    if managed is None:
+        return None
+    try:
+        total, start, end = _budget_and_flight(management, managed.data)
+    except (KeyError, TypeError, ValueError):
+        return None
+    days = max(1, (end - start).days + 1)
+    base, odd = divmod(total, days)
+    daily = {(start + dt.timedelta(days=i)).isoformat(): base + (1 if i < odd else 0) for i in range(days)}
+    name = str(managed.data.get("name") or managed.data.get("AdGroupName") or managed.data.get("displayName") or "")
+    return (name.rpartition(" — ")[2] or "display"), daily
+
+
+def delivery(call: Call, line_item_ids: list[str], start: dt.date, end: dt.date, vendor: str) -> list[dict[str, Any]]:
     """Rows (day, line item, impressions, clicks, spend cents) of every known line item asked for."""
     rows = []
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     for item_id in line_item_ids:
-        item = call.store.find(LINE_ITEM, item_id)
-        if item is None:
+        known = _line_item(call, vendor, item_id)
+        if known is None:
             continue
+        channel, daily = known
         for day in days:
-            planned = int(item.data.get("daily_cents", {}).get(day.isoformat(), 0))
-            d = media_delivery(item_id, day, planned, str(item.data.get("channel") or "display"))
+            planned = int(daily.get(day.isoformat(), 0))
+            d = media_delivery(item_id, day, planned, channel)
             if d.impressions or d.spend_cents:
                 rows.append({"day": day, "line_item_id": item_id, "impressions": d.impressions,
                              "clicks": d.clicks, "spend_cents": d.spend_cents})
@@ -146,7 +201,7 @@ def amazon_download(call: Call) -> Response:
     if not _ready(report, call):
         raise ApiError(404, "Report not ready")
     data = report.data
-    rows = delivery(call, data["lineItems"], _date(data["startDate"], "startDate"), _date(data["endDate"], "endDate"))
+    rows = delivery(call, data["lineItems"], _date(data["startDate"], "startDate"), _date(data["endDate"], "endDate"), "amazon-ads")
     records = [{"date": r["day"].isoformat(), "lineItemId": r["line_item_id"], "impressions": r["impressions"],
                 "clickThroughs": r["clicks"], "totalCost": r["spend_cents"] / 100} for r in rows]
     return Response(gzip.compress(json.dumps(records).encode()), media_type="application/octet-stream")
@@ -230,7 +285,8 @@ def ttd_download(call: Call) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["Date", "Ad Group Id", "Impressions", "Clicks", "Advertiser Cost (Adv Currency)"])
-    for r in delivery(call, schedule.data["lineItems"], _date(schedule.data["start"], "start"), _date(schedule.data["end"], "end")):
+    start, end = _date(schedule.data["start"], "start"), _date(schedule.data["end"], "end")
+    for r in delivery(call, schedule.data["lineItems"], start, end, "ttd"):
         writer.writerow([f"{r['day'].isoformat()}T00:00:00", r["line_item_id"], r["impressions"], r["clicks"],
                          f"{r['spend_cents'] / 100:.2f}"])
     return Response(out.getvalue(), media_type="text/csv")
@@ -336,7 +392,8 @@ def bm_download(call: Call) -> Response:
     writer = csv.writer(out)
     writer.writerow(["Date", "Line Item ID", "Impressions", "Clicks", "Revenue (Adv Currency)"])
     total = [0, 0, 0]
-    rows = delivery(call, report.data["_items"], _date(report.data["_start"], "start"), _date(report.data["_end"], "end"))
+    rows = delivery(call, report.data["_items"], _date(report.data["_start"], "start"), _date(report.data["_end"], "end"),
+                    "bid-manager")
     for r in rows:
         writer.writerow([r["day"].strftime("%Y/%m/%d"), r["line_item_id"], r["impressions"], r["clicks"],
                          f"{r['spend_cents'] / 100:.2f}"])
