@@ -10,6 +10,8 @@
   a person's decision on exactly what the campaign's latest review showed;
 - ``teardown ID``: delete what the ledger says the campaign created, in
   reverse order (``--dry-run`` lists it first);
+- ``performance ID --date YYYY-MM-DD``: fetch one past day of the campaign's delivery
+  (``campaign_performance``), refresh its summary report, print the pacing table;
 - ``pools``: show and apply the per-service pool limits to the instance;
 - ``sandbox``: start the vendor sandbox.
 """
@@ -311,6 +313,66 @@ def cmd_teardown(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_performance(args: argparse.Namespace) -> int:
+    """One campaign's day: ``performance_job`` on its (campaign, day) partition, then the report
+    refresh, both with ``execute_job`` like a launch (the campaign's turn held), then the pacing."""
+    import datetime as dt
+
+    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
+    try:
+        day = dt.date.fromisoformat(args.date)
+        spec = load_spec(find_spec_path(campaigns_dir, args.campaign))
+    except ValueError as exc:
+        print(f"performance refused: --date {args.date!r}: {exc}", file=sys.stderr)
+        return 2
+    except (SpecError, FileNotFoundError) as exc:
+        print(f"performance refused: {exc}", file=sys.stderr)
+        return 2
+    if day >= dt.datetime.now(dt.timezone.utc).date():
+        print(f"performance refused: {day} is not over yet (a past day only)", file=sys.stderr)
+        return 2
+
+    import dagster as dg
+
+    from campaign_assets.definitions import performance_job_def, report_refresh_job_def
+    from campaign_assets.defs.campaign.performance import partition_key
+    from campaign_assets.launch import QUIET, run_campaign
+    from campaign_assets.runs import LAUNCHER_TAG, campaign_turn, launcher_token
+    from campaign_assets.settings import PARTITION_TAG
+
+    home = ensure_dagster_home()
+    instance = open_instance(home, [spec.id])
+    key = partition_key(spec.id, day)
+    tags = {PARTITION_TAG: str(key), LAUNCHER_TAG: launcher_token(),
+            **{f"{PARTITION_TAG}/{dim}": value for dim, value in key.keys_by_dimension.items()}}
+    job = dg.reconstructable(performance_job_def)
+    with campaign_turn(instance, home, spec.id), dg.execute_job(
+        job, instance=instance, run_config=QUIET, tags=tags, raise_on_error=False
+    ) as result:
+        ok = result.success
+        meta = {}
+        for event in result.get_asset_materialization_events():
+            meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        checks = [(e.check_name, e.passed, e.severity.value, e.description) for e in result.get_asset_check_evaluations()]
+        run_id = result.run_id
+    print(f"{spec.id} {day}: campaign_performance run {run_id[:8]} {'succeeded' if ok else 'FAILED'}")
+    if not ok:
+        return 1
+    report = run_campaign(instance, dg.reconstructable(report_refresh_job_def), spec.id, home)
+    print(f"{spec.id}: summary_report refreshed (run {report.run_id[:8]}, {'ok' if report.success else 'FAILED'})")
+    print()
+    print(meta.get("pacing", "(no pacing table)"))
+    print(f"\n{meta.get('days_reported', 0)} of {meta.get('days_to_date', 0)} flight days to date reported")
+    for name, passed, severity, description in checks:
+        print(f"check {name}: {'passed' if passed else severity} — {description or ''}")
+    for name, value in sorted(meta.items()):
+        if name.startswith("chart/"):
+            print(f"chart: {value}")
+    if meta.get("sources_failed"):
+        print(meta.get("failures", ""))
+    return 0 if report.success and not meta.get("sources_failed") else 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campaign-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -335,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--by", required=True, metavar="NAME", help="who decides (recorded)")
         p.add_argument("--note", required=name == "reject", default="", help="why" + (" (required)" if name == "reject" else ""))
         p.set_defaults(func=cmd_decide)
+    p = sub.add_parser("performance", help="fetch one past day of a campaign's delivery, then refresh its report")
+    p.add_argument("campaign", metavar="ID")
+    p.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the day (a past one)")
+    p.set_defaults(func=cmd_performance)
     p = sub.add_parser("pools", help="apply the per-service pool limits to the Dagster instance")
     p.set_defaults(func=cmd_pools)
     p = sub.add_parser("teardown", help="delete what the ledger says a campaign created (reverse order, idempotent)")

@@ -17,7 +17,7 @@ import dagster as dg
 
 from campaign_assets import defs as defs_package
 from campaign_assets.resources import build_resources
-from campaign_assets.settings import CAMPAIGN_JOB, SERVICE_TAG
+from campaign_assets.settings import CAMPAIGN_JOB, PERFORMANCE_JOB, REPORT_REFRESH_JOB, SERVICE_TAG
 
 # Every module of the code location: the forkserver imports them once, so a
 # step process starts with them (and workflows, services, pandas...) in memory
@@ -79,3 +79,21 @@ def campaign_job_def() -> dg.JobDefinition:
         parts = [tree.build_defs(path) for path in ("campaign", "resources.py")]
     return dg.Definitions.merge(*parts, dg.Definitions(executor=executor)).resolve_job_def(CAMPAIGN_JOB)
 
+
+
+def _folder_job(name: str, *paths: str) -> dg.JobDefinition:
+    tree = dg.ComponentTree.for_project(path_within_project=PROJECT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        parts = [tree.build_defs(path) for path in (*paths, "resources.py")]
+    return dg.Definitions.merge(*parts, dg.Definitions(executor=executor)).resolve_job_def(name)
+
+
+def performance_job_def() -> dg.JobDefinition:
+    """Reconstructable ``performance_job`` (``campaign-assets performance``)."""
+    return _folder_job(PERFORMANCE_JOB, "campaign")
+
+
+def report_refresh_job_def() -> dg.JobDefinition:
+    """Reconstructable ``report_refresh_job`` (the report refresh after ``campaign-assets performance``)."""
+    return _folder_job(REPORT_REFRESH_JOB, "campaign", "automation/report_schedule.py")

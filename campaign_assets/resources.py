@@ -16,6 +16,11 @@ from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.buffer import SocialResource
 from campaign_assets.services.canva import CanvaResource
 from campaign_assets.services.docs import DocsResource
+from campaign_assets.services.dsp_reporting import (
+    AmazonReportingResource,
+    DV360ReportingResource,
+    TradeDeskReportingResource,
+)
 from campaign_assets.services.github_pages import PagesResource
 from campaign_assets.services.dv360 import DV360Resource
 from campaign_assets.services.amazon_dsp import AmazonDSPResource
@@ -106,6 +111,12 @@ SERVICE_ENV: dict[str, tuple[type, str, str]] = {
     "social": (SocialResource, "BUFFER", "BUFFER_ACCESS_TOKEN"),
     # Resource key "pages" (service "web"): the key "web" is the research fetcher's.
     "pages": (PagesResource, "GITHUB_API", "GITHUB_PAGES_TOKEN"),  # not GITHUB_TOKEN: a shell that has one must not publish by accident
+    # DSP reporting (campaign_performance): each DSP's reporting API, its own token.
+    # The same account and token as the DSP's campaign management; a base URL of their own (the
+    # sandbox mounts each reporting API apart; at the vendor Amazon's host is the same).
+    "amazon_reporting": (AmazonReportingResource, "AMAZON_REPORTING", "AMAZON_DSP_ACCESS_TOKEN"),
+    "ttd_reporting": (TradeDeskReportingResource, "TTD_REPORTING", "TTD_AUTH_TOKEN"),
+    "dv360_reporting": (DV360ReportingResource, "BID_MANAGER", "DV360_ACCESS_TOKEN"),
 }
 
 # Retry and timeout policy for every HTTP client: (field, environment variable).
@@ -129,6 +140,11 @@ _EXTRA_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "trade_desk": (("advertiser_id", "TTD_ADVERTISER_ID"),),
     "dv360": (("advertiser_id", "DV360_ADVERTISER_ID"),),
+    "amazon_reporting": (("client_id", "AMAZON_DSP_CLIENT_ID"), ("profile_id", "AMAZON_DSP_PROFILE_ID"),
+                         ("poll_interval_s", "REPORT_POLL_INTERVAL_S")),
+    "ttd_reporting": (("advertiser_id", "TTD_ADVERTISER_ID"), ("template_id", "TTD_REPORT_TEMPLATE_ID"),
+                      ("poll_interval_s", "REPORT_POLL_INTERVAL_S")),
+    "dv360_reporting": (("poll_interval_s", "REPORT_POLL_INTERVAL_S"),),
 }
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 PARTITIONS = "campaigns"  # the dynamic partitions definition of every campaign asset
 CAMPAIGN_JOB = "campaign_job"
 REPORT_REFRESH_JOB = "report_refresh_job"
+PERFORMANCE_JOB = "performance_job"
+PERFORMANCE_GROUP = "performance"
 TEARDOWN_JOB = "teardown_job"
 
 PARTITION_TAG = "dagster/partition"  # Dagster's own tag on a partitioned run
@@ -89,6 +91,11 @@ _DSP_CAPS = {"amazon_dsp": 4, "trade_desk": 4, "dv360": 4}
 # to one GitHub repository are serial.
 _DISTRIBUTION_POOLS = {"email": 4, "social": 2, "pages": 1}
 
+# DSP reporting (campaign_performance): a day is one report job per DSP, so a
+# few calls in flight (create, polls, download). Amazon Ads and Bid Manager
+# answer 429 when their report quotas run out; TTD MyReports likewise.
+_REPORTING_CAPS = {"amazon_reporting": 2, "ttd_reporting": 2, "dv360_reporting": 2}
+
 
 # The seeds' own figures (DESIGN.md §10): what the seed workload was first
 # measured under, kept for comparison (CAMPAIGN_CAPS_PROFILE=seed).
@@ -98,6 +105,7 @@ SEED_PROFILE = CapsProfile(
         {"llm": 8, "docs": 3, "sheets": 3, "asana": 5, "images": 2, "canva": 2, "slack": 1}
         | _DSP_CAPS
         | _DISTRIBUTION_CAPS
+        | _REPORTING_CAPS
     ),
     # Steps per pool. The calls themselves are capped exactly by the slot
     # board (services/slots.py), across processes and runs; pools bound how
@@ -151,6 +159,7 @@ VENDOR_PROFILE = CapsProfile(
         }
         | _DSP_CAPS
         | _DISTRIBUTION_CAPS
+        | _REPORTING_CAPS
     ),
     shared=MappingProxyType({"llm": "openai", "images": "openai"}),
     group_caps=MappingProxyType({"openai": 16}),

@@ -12,6 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from campaign_assets.definitions import build_defs
+from campaign_assets.defs.campaign.common import campaigns_partitions
 from campaign_assets.ledger import Ledger
 from campaign_assets.services.asana import AsanaResource, LocalAsana
 from campaign_assets.services.canva import CanvaResource, LocalCanva
@@ -33,8 +34,9 @@ def materialize(env: dict[str, str], partition: str = SEED, **resource_overrides
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("campaigns", [partition])
     resources = dict(defs.resources) | resource_overrides
+    campaign_assets = [a for a in defs.assets if getattr(a, "partitions_def", None) == campaigns_partitions]  # not campaign x day
     return dg.materialize(
-        list(defs.assets), partition_key=partition, resources=resources, instance=instance, raise_on_error=True
+        campaign_assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=True
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from campaign_assets.logic.delivery import buffer_statistics
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services import buffer
 from campaign_assets.services.buffer import HttpSocial, LocalSocial, SocialPost, SocialResource
@@ -139,13 +140,16 @@ def test_find_reads_every_page(sandbox: SandboxServer, tmp_path: Path, monkeypat
     assert len(calls(sandbox, PENDING)) - before == 3
 
 
-def test_post_stats_are_deterministic(sandbox: SandboxServer, tmp_path: Path) -> None:
-    async def body(client: HttpSocial) -> tuple[dict[str, int], dict[str, int]]:
+def test_post_stats_are_the_delivery_models_lifetime_so_far(sandbox: SandboxServer, tmp_path: Path) -> None:
+    async def body(client: HttpSocial) -> tuple[str, dict[str, int], dict[str, int]]:
         made = await post(client)
-        return await client.post_stats(made.post_id), await client.post_stats(made.post_id)
+        return made.post_id, await client.post_stats(made.post_id), await client.post_stats(made.post_id)
 
-    first, second = run(sandbox, tmp_path, body)
-    assert first == second and set(first) == set(buffer.STAT_KEYS) and first["reach"] > 0
+    post_id, first, second = run(sandbox, tmp_path, body)
+    assert first == second and set(first) == set(buffer.STAT_KEYS)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert first == buffer_statistics(post_id, "", AT.date(), today)  # AT is in the future: nothing yet
+    assert not any(first.values())
 
 
 def test_local_backend(tmp_path: Path) -> None:
@@ -159,7 +163,7 @@ def test_local_backend(tmp_path: Path) -> None:
             assert await client.find_post(PROFILE, TEXT, AT + dt.timedelta(minutes=1)) is None
             assert len(list((tmp_path / "social" / "posts").glob("*.json"))) == 1
             stats = await client.post_stats(made.post_id)
-            assert stats == await client.post_stats(made.post_id) and stats["reach"] > 0
+            assert stats == await client.post_stats(made.post_id) and set(stats) == set(buffer.STAT_KEYS)
             assert await client.delete_post(made.post_id) is True
             assert await client.delete_post(made.post_id) is False
             with pytest.raises(ValueError):

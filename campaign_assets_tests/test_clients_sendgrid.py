@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from campaign_assets.logic.delivery import email_day_stats, email_list_size
 from campaign_assets.sandbox.server import SandboxServer
 from campaign_assets.services import sendgrid
 from campaign_assets.services.canva import marker_tag
@@ -199,20 +200,28 @@ def test_find_follows_the_page_token(sandbox: SandboxServer, tmp_path: Path, mon
     assert len(calls(sandbox, LIST)) - before == 3
 
 
-def test_send_stats_are_stable_once_sent(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_send_stats_are_per_day_and_follow_the_delivery_model(sandbox: SandboxServer, tmp_path: Path) -> None:
     soon = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=2)
+    send_day = soon.date()
 
-    async def body(client: HttpEmail) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    async def body(client: HttpEmail) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
         send = await schedule(client, send_at=soon)
-        before = await client.send_stats(send.send_id)
+        before = await client.send_stats(send.send_id, send_day)
         while (await client.find_send(marker=MARKER)).status != "triggered":  # type: ignore[union-attr]
             await asyncio.sleep(0.05)
-        return before, await client.send_stats(send.send_id), await client.send_stats(send.send_id)
+        after = await client.send_stats(send.send_id, send_day)
+        later = await client.send_stats(send.send_id, send_day + dt.timedelta(days=2))
+        return before, after, await client.send_stats(send.send_id, send_day), later | {"id": send.send_id}  # type: ignore[dict-item]
 
-    before, after, again = run(sandbox, tmp_path, body)
+    before, after, again, later = run(sandbox, tmp_path, body)
     assert set(before) == set(sendgrid.STAT_KEYS) and not any(before.values())
-    assert after == again and after["delivered"] > 0
-    assert after["unique_opens"] <= after["opens"] and after["unique_clicks"] <= after["clicks"]
+    send_id = later.pop("id")
+    size = email_list_size(LIST_ID)
+    assert after == again == email_day_stats(send_id, size, send_day, send_day) and after["delivered"] > 0
+    assert later == email_day_stats(send_id, size, send_day, send_day + dt.timedelta(days=2))
+    assert later["delivered"] == 0  # delivered on the send day only; opens keep arriving
+    asked = [c["path"] for c in calls(sandbox, "GET /v3/marketing/stats/singlesends/{id}")]
+    assert asked and all(send_id in p for p in asked)
 
 
 def test_names_fit_sendgrid_and_end_with_the_marker_tag() -> None:
@@ -242,10 +251,11 @@ def test_local_backend_writes_the_message_and_follows_the_vendor_rules(tmp_path:
             past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
             sent = await schedule(client, marker="[ca:sent]", send_at=past)
             assert sent.status == "triggered"
-            stats = await client.send_stats(sent.send_id)
-            assert stats == await client.send_stats(sent.send_id) and stats["delivered"] > 0
+            today = dt.datetime.now(dt.timezone.utc).date()
+            stats = await client.send_stats(sent.send_id, today)
+            assert stats == email_day_stats(sent.send_id, email_list_size(LIST_ID), today, today) and stats["delivered"] > 0
             draft = await schedule(client, marker="[ca:later]")
-            assert not any((await client.send_stats(draft.send_id)).values())  # not sent yet: zeros
+            assert not any((await client.send_stats(draft.send_id, today)).values())  # not sent yet: zeros
             with pytest.raises(AlreadySentError):
                 await client.cancel_send(sent.send_id)
 

@@ -12,6 +12,12 @@ from campaign_assets.services.canva import HttpCanva, LocalCanva
 from campaign_assets.services.docs import HttpDocs, LocalDocs
 from campaign_assets.services.amazon_dsp import HttpAmazonDSP
 from campaign_assets.services.dsp import LocalDSP
+from campaign_assets.services.dsp_reporting import (
+    HttpAmazonReporting,
+    HttpDV360Reporting,
+    HttpTradeDeskReporting,
+    LocalDSPReporting,
+)
 from campaign_assets.services.github_pages import HttpPages, LocalPages
 from campaign_assets.services.dv360 import HttpDV360
 from campaign_assets.services.trade_desk import HttpTradeDesk
@@ -29,6 +35,8 @@ CLIENTS = [
     (protocols.Asana, LocalAsana), (protocols.Asana, HttpAsana),
     (protocols.Canva, LocalCanva), (protocols.Canva, HttpCanva),
     (protocols.DSP, LocalDSP), (protocols.DSP, HttpAmazonDSP), (protocols.DSP, HttpTradeDesk), (protocols.DSP, HttpDV360),
+    (protocols.DSPReporting, LocalDSPReporting), (protocols.DSPReporting, HttpAmazonReporting),
+    (protocols.DSPReporting, HttpTradeDeskReporting), (protocols.DSPReporting, HttpDV360Reporting),
     (protocols.Slack, LocalSlack), (protocols.Slack, HttpSlack),
     (protocols.Email, LocalEmail), (protocols.Email, HttpEmail),
     (protocols.Social, LocalSocial), (protocols.Social, HttpSocial),

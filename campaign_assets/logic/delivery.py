@@ -205,3 +205,50 @@ def social_day(key: str, network: str, posted_day: dt.date, day: dt.date) -> Soc
         clicks=_day_share(total.clicks, key, posted_day, day),
         engagements=_day_share(total.engagements, key, posted_day, day),
     )
+
+
+def email_list_size(list_id: str) -> int:
+    """How many addresses a contact list holds in the model: 2,000 to 20,000, stable per list."""
+    return 2000 + math.floor(18000 * unit(list_id, "list-size"))
+
+
+EMAIL_STAT_KEYS = ("delivered", "opens", "unique_opens", "clicks", "unique_clicks", "bounces")
+
+
+def email_day_stats(key: str, list_size: int, send_day: dt.date, day: dt.date) -> dict[str, int]:
+    """``email_day`` in SendGrid's stats fields. The model counts each address once, so the
+    totals equal the uniques; bounces are what was sent and not delivered (on the send day)."""
+    d = email_day(key, list_size, send_day, day)
+    return {
+        "delivered": d.delivered, "opens": d.opens, "unique_opens": d.opens, "clicks": d.clicks,
+        "unique_clicks": d.clicks, "bounces": d.sent - d.delivered,
+    }
+
+
+def social_so_far(key: str, network: str, posted_day: dt.date, today: dt.date) -> SocialPost:
+    """A post's totals through ``today`` (what a vendor's lifetime statistics read that day)."""
+    days = [posted_day + dt.timedelta(days=i) for i in range(SPREAD_DAYS) if posted_day + dt.timedelta(days=i) <= today]
+    parts = [social_day(key, network, posted_day, d) for d in days]
+    return SocialPost(
+        impressions=sum(p.impressions for p in parts),
+        clicks=sum(p.clicks for p in parts),
+        engagements=sum(p.engagements for p in parts),
+    )
+
+
+def social_day_share(key: str, lifetime: int, posted_day: dt.date, day: dt.date) -> int:
+    """``day``'s part of a lifetime total, by the post's decay weights (an estimate: the vendor
+    reports lifetime totals only). Exactly ``social_day`` once the post is ``SPREAD_DAYS`` old."""
+    return _day_share(lifetime, key, posted_day, day)
+
+
+BUFFER_STAT_KEYS = ("reach", "clicks", "retweets", "favorites", "mentions")
+
+
+def buffer_statistics(key: str, network: str, posted_day: dt.date, today: dt.date) -> dict[str, int]:
+    """``social_so_far`` in Buffer's ``statistics`` fields: reach = impressions; the engagements
+    beyond clicks split into shares (a quarter) and likes; no mentions."""
+    so_far = social_so_far(key, network, posted_day, today)
+    other = so_far.engagements - so_far.clicks
+    return {"reach": so_far.impressions, "clicks": so_far.clicks, "retweets": other // 4,
+            "favorites": other - other // 4, "mentions": 0}

@@ -21,6 +21,9 @@ VendorName = Literal[
     "amazon-dsp",
     "trade-desk",
     "dv360",
+    "amazon-ads",
+    "ttd",
+    "bid-manager",
 ]
 FaultKind = Literal["500", "429", "timeout", "reset", "lost_response"]
 
@@ -152,6 +155,17 @@ def default_limits() -> dict[VendorName, tuple[LimitRule, ...]]:
         "dv360": (
             LimitRule(name="requests per advertiser", max_requests=300),
             LimitRule(name="write requests", methods=_WRITES, max_requests=60),
+        ),
+        # DSP reporting (the sandbox's model; none of the three publishes one figure for all
+        # accounts): report requests are the scarce part, polls and downloads are cheap.
+        "amazon-ads": (
+            LimitRule(name="report requests", endpoints=frozenset({"POST /reporting/reports"}), max_requests=10),
+            LimitRule(name="requests", max_requests=300),
+        ),
+        "ttd": (LimitRule(name="requests", max_requests=100),),
+        "bid-manager": (
+            LimitRule(name="query runs", endpoints=frozenset({"POST /v2/queries/{queryId}:run"}), max_requests=10),
+            LimitRule(name="requests", max_requests=300),
         ),
     }
 

@@ -7,6 +7,8 @@
 - ``GET /_sandbox/config`` / ``POST /_sandbox/config``: read, or patch the config while keeping
   objects, calls and queued faults (limit accounting and the fault RNG restart).
 - ``POST /_sandbox/faults``: queue a `ForcedFault`.
+- ``POST /_sandbox/objects``: put an object in a vendor's store (``{vendor, kind, id, data}``):
+  what a vendor holds that no emulated endpoint creates (the line items DSP reporting reports on).
 """
 
 from __future__ import annotations
@@ -94,8 +96,18 @@ def control_routes(runtime: Runtime) -> list[BaseRoute]:
         runtime.current.faults.enqueue(fault)
         return JSONResponse({"ok": True, "queued": runtime.current.faults.queued()})
 
+    async def add_object(request: Request) -> Response:
+        body = await _patch(request)
+        vendor, kind, object_id, data = (body.get(k) for k in ("vendor", "kind", "id", "data"))
+        stores = runtime.current.state.stores
+        if vendor not in stores or not isinstance(kind, str) or not isinstance(object_id, str) or not isinstance(data, dict):
+            raise ControlError(f"expected {{vendor (one of {sorted(stores)}), kind, id, data (an object)}}")
+        stores[vendor].add(kind, object_id, data)
+        return JSONResponse({"ok": True})
+
     return [
         Route("/_sandbox/health", health, methods=["GET"]),
+        Route("/_sandbox/objects", add_object, methods=["POST"]),
         Route("/_sandbox/state", state, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/config", get_config, methods=["GET"]),

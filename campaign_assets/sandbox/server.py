@@ -158,6 +158,10 @@ class SandboxServer:
         fault = {"vendor": vendor, "kind": kind, "endpoint": endpoint, "times": times}
         self._control("POST", "/_sandbox/faults", fault)
 
+    def add_object(self, vendor: str, kind: str, object_id: str, data: dict[str, Any]) -> None:
+        """``POST /_sandbox/objects``: an object the vendor holds without an emulated endpoint making it."""
+        self._control("POST", "/_sandbox/objects", {"vendor": vendor, "kind": kind, "id": object_id, "data": data})
+
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         if self._control_client is None:
             raise RuntimeError("the sandbox server is not started")
@@ -215,6 +219,11 @@ def service_env(url: str) -> dict[str, str]:
         "GITHUB_PAGES_TOKEN": "ghp_sandboxtoken",
         "GITHUB_PAGES_REPOSITORY": "acme/campaigns",
         "GITHUB_PAGES_BRANCH": "gh-pages",
+        # DSP reporting: the DSP accounts' tokens above, their own base URLs.
+        "AMAZON_REPORTING_BASE_URL": f"{url}/amazon-ads",
+        "TTD_REPORTING_BASE_URL": f"{url}/ttd",
+        "TTD_REPORT_TEMPLATE_ID": "1001",
+        "BID_MANAGER_BASE_URL": f"{url}/bid-manager",
         # Slack last: test support reads the printed exports up to SLACK_CHANNEL.
         "SLACK_BASE_URL": f"{url}/slack/api",
         "SLACK_BOT_TOKEN": "xoxb-sandbox-token",

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from campaign_assets.logic.engagement import social_stats
+from campaign_assets.logic.delivery import BUFFER_STAT_KEYS, buffer_statistics
 from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.http import (
     HttpSession,
@@ -43,7 +43,7 @@ from campaign_assets.services.local import LocalClient
 
 PAGE_SIZE = 100  # Buffer's largest ``count``
 DUPLICATE_CODE = 1025  # "Update was recently posted, can't post duplicate content."
-STAT_KEYS = ("reach", "clicks", "retweets", "favorites", "mentions")
+STAT_KEYS = BUFFER_STAT_KEYS
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,14 @@ class LocalSocial(LocalClient):
             return self.remove("posts", post_id)
 
     async def post_stats(self, post_id: str) -> dict[str, int]:
-        """As the sandbox reports them: numbers stable per post and day (nothing is really posted)."""
+        """Lifetime statistics so far, as the sandbox reports them (``logic/delivery.buffer_statistics``
+        from the post's due day through today; nothing is really posted)."""
         async with self.call("GET /updates/{id}.json"):
-            if self.get("posts", post_id) is None:
+            record = self.get("posts", post_id)
+            if record is None:
                 raise LookupError(f"Update could not be found: {post_id}")
-        totals = social_stats(post_id, dt.datetime.now(dt.timezone.utc).date().isoformat())
-        return {key: totals[key] for key in STAT_KEYS}
+        posted = dt.datetime.fromtimestamp(int(record["due_at"]), dt.timezone.utc).date()
+        return buffer_statistics(post_id, "", posted, dt.datetime.now(dt.timezone.utc).date())
 
 
 class HttpSocial(HttpClient):

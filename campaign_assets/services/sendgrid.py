@@ -6,7 +6,8 @@ The HTTP backend follows Twilio SendGrid's v3 API reference (twilio.com/docs/sen
 Sends" (``GET /v3/marketing/singlesends``, ``page_size``/``page_token``, ``_metadata.next``),
 "Schedule Single Send" (``PUT .../{id}/schedule`` ``{"send_at": ISO 8601}``), "Delete Single Send
 Schedule" (``DELETE .../{id}/schedule``: back to draft), "Delete Single Send by ID" and
-"Get Single Send Stats by ID" (``GET /v3/marketing/stats/singlesends/{id}``). Auth is
+"Get Single Send Stats by ID" (``GET /v3/marketing/stats/singlesends/{id}``, ``aggregated_by=day``,
+``start_date``/``end_date``: one result per day, its ``aggregation`` the date). Auth is
 ``Authorization: Bearer <API key>``; errors are ``{"errors": [{"field", "message"}]}``; the
 "Rate Limits" page: a 429 carries ``X-RateLimit-Reset`` (epoch seconds) and no ``Retry-After``,
 so this vendor's profile waits until that instant (:func:`sendgrid_retry_after`).
@@ -34,7 +35,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from campaign_assets.logic.engagement import email_stats
+from campaign_assets.logic.delivery import EMAIL_STAT_KEYS, email_day_stats, email_list_size
 from campaign_assets.services.base import HttpClient, ServiceResource
 from campaign_assets.services.canva import marker_tag
 from campaign_assets.services.http import (
@@ -50,7 +51,7 @@ from campaign_assets.services.local import LocalClient, write_bytes, write_text
 NAME_MAX = 100  # SendGrid's limit on a single send's name
 PAGE_SIZE = 100  # the largest page GET /v3/marketing/singlesends gives
 APP_URL = "https://mc.sendgrid.com/single-sends/{id}/stats"
-STAT_KEYS = ("delivered", "opens", "unique_opens", "clicks", "unique_clicks", "bounces")
+STAT_KEYS = EMAIL_STAT_KEYS
 
 
 @dataclass(frozen=True)
@@ -185,16 +186,17 @@ class LocalEmail(LocalClient):
             self.put("sends", send_id, record)
         return True
 
-    async def send_stats(self, send_id: str) -> dict[str, int]:
-        """As the vendor reports them: zeros until the send goes out, then numbers stable per send and day."""
+    async def send_stats(self, send_id: str, day: dt.date) -> dict[str, int]:
+        """The send's numbers on ``day``, as the vendor reports them: zeros until the send goes out,
+        then ``logic/delivery.email_day_stats`` for its list (the sandbox's model too)."""
         async with self.call("send_stats"):
             record = self.get("sends", send_id)
         if record is None:
             raise LookupError(f"resource not found: single send {send_id}")
         if self._send(record).status != "triggered":
             return dict.fromkeys(STAT_KEYS, 0)
-        totals = email_stats(send_id, _now().date().isoformat())
-        return {key: totals[key] for key in STAT_KEYS}
+        send_day = _parse(record["send_at"]).date()
+        return email_day_stats(send_id, email_list_size(record["list_id"]), send_day, day)
 
     async def delete_send(self, send_id: str) -> bool:
         async with self.call("delete_send"):
@@ -275,12 +277,16 @@ class HttpEmail(HttpClient):
             return False
         return True
 
-    async def send_stats(self, send_id: str) -> dict[str, int]:
-        """Totals of ``GET /v3/marketing/stats/singlesends/{id}``: delivered, opens, unique_opens, clicks,
-        unique_clicks, bounces (zeros before the send goes out)."""
-        payload = await self.http.json("GET", f"/v3/marketing/stats/singlesends/{send_id}")
+    async def send_stats(self, send_id: str, day: dt.date) -> dict[str, int]:
+        """The send's numbers on ``day``: ``GET /v3/marketing/stats/singlesends/{id}`` with
+        ``aggregated_by=day``, ``start_date`` = ``end_date`` = the day; the result whose
+        ``aggregation`` is that day (zeros when none: nothing happened that day)."""
+        params = {"aggregated_by": "day", "start_date": day.isoformat(), "end_date": day.isoformat()}
+        payload = await self.http.json("GET", f"/v3/marketing/stats/singlesends/{send_id}", params=params)
         totals = dict.fromkeys(STAT_KEYS, 0)
         for result in payload.get("results") or []:
+            if str(result.get("aggregation") or day.isoformat())[:10] != day.isoformat():
+                continue
             stats = result.get("stats") or {}
             for key in STAT_KEYS:
                 totals[key] += int(stats.get(key) or 0)

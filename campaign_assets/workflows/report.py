@@ -64,7 +64,10 @@ async def make_report(
     slack: SlackResource,
     ledger: Ledger,
     out: Path,
+    performance: str = "",
 ) -> Outcome:
+    """``performance``: the markdown section of the campaign's delivery against plan
+    (``workflows/performance.latest_section``), appended when there is one."""
     facts = campaign_facts(spec, ledger)
     failure_count = facts["failure_count"]
     prose = dict(
@@ -82,7 +85,7 @@ async def make_report(
 
     def reporting(draft: Callable[[], Awaitable[str]], doc_client: Docs) -> Callable[[Item, Attempt], Awaitable[VendorRef]]:
         async def create(item: Item, attempt: Attempt) -> VendorRef:
-            markdown = report_markdown(spec.name, await draft(), facts, links)
+            markdown = report_markdown(spec.name, await draft(), facts, links) + _section(performance)
             return await write_document(doc_client, title, "summary_report", markdown, attempt)
 
         return create
@@ -101,11 +104,13 @@ async def make_report(
         writer, doc_client, notifier = live
 
         async def update(item: Item, ref: VendorRef, attempt: Attempt) -> VendorRef:
-            markdown = report_markdown(spec.name, await drafts.text(item.key, writer, request), facts, links)
+            markdown = report_markdown(spec.name, await drafts.text(item.key, writer, request), facts, links) + _section(performance)
             await doc_client.write_text(DocRef(ref.vendor_id, title, ref.url or ""), markdown)
             return VendorRef(ref.vendor_id, ref.url, {"title": title, "markdown": markdown})
 
         content = {"prompt": request.prompt, "facts": facts, "links": links}
+        if performance:  # a new day's numbers update the document
+            content["performance"] = performance
         fallback = None
         if local:
             fallback = reporting(lambda: drafts.kept_or("report", local[0], request), local[1])
@@ -132,12 +137,16 @@ async def make_report(
                 )
             )
     if doc is None:  # not even a local copy could be written by the backends: write it here
-        markdown = report_markdown(spec.name, render_locally(request), facts, links)
+        markdown = report_markdown(spec.name, render_locally(request), facts, links) + _section(performance)
         path = write_text(out / "summary_report.md", markdown)
         value = {"url": path.as_uri(), "title": title, "markdown": markdown, "facts": facts}
     else:
         value = {"url": doc.url, **doc.data, "facts": facts}
     return Outcome(value, reports, live, {"report_url": doc and doc.url})
+
+
+def _section(performance: str) -> str:
+    return f"\n{performance}" if performance else ""
 
 
 async def _delete_notification(slack: Slack, row: LedgerRow, ctx: Context) -> bool:

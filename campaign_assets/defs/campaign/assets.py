@@ -34,6 +34,7 @@ from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.settings import OWNER, scope
 from campaign_assets.spec import SPEC_SECTIONS, CampaignSpec, find_spec_path, load_spec, spec_hash
+from campaign_assets.workflows.performance import latest_section
 
 
 _SECTION_USE = {
@@ -380,7 +381,8 @@ def summary_report(
         **{f"Creative {c['size']}": c["edit_url"] for c in creatives},
         **{f"Line item {d['channel']} ({d['dsp']})": d["url"] for d in dsp_activation},
     }
-    outcome = run_with_progress(spec, wf.make_report(spec, links, llm, docs, slack, store, out))
+    performance = latest_section(spec, media_plan, store, out)  # "" before any delivery was fetched
+    outcome = run_with_progress(spec, wf.make_report(spec, links, llm, docs, slack, store, out, performance))
     facts = outcome.value["facts"]
     return materialize_result(
         outcome,
@@ -388,5 +390,6 @@ def summary_report(
         upstream_fallbacks=len(facts["fallbacks"]),
         content_pieces_in_vault=len(content_library["pieces"]),
         media_plan_rows=len(media_plan),
+        performance_included=bool(performance),
         preview=dg.MetadataValue.md(outcome.value["markdown"]),
     )

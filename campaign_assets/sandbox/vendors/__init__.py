@@ -7,6 +7,7 @@ from campaign_assets.sandbox.vendors.asana import ASANA
 from campaign_assets.sandbox.vendors.base import Vendor
 from campaign_assets.sandbox.vendors.buffer import BUFFER
 from campaign_assets.sandbox.vendors.canva import CANVA
+from campaign_assets.sandbox.vendors.dsp_reporting import AMAZON_ADS, BID_MANAGER, TTD
 from campaign_assets.sandbox.vendors.github import GITHUB
 from campaign_assets.sandbox.vendors.dv360 import DV360
 from campaign_assets.sandbox.vendors.google_docs import GOOGLE_DOCS
@@ -32,6 +33,9 @@ VENDORS: tuple[Vendor, ...] = (
     AMAZON_DSP,
     TRADE_DESK,
     DV360,
+    AMAZON_ADS,
+    TTD,
+    BID_MANAGER,
 )
 
 __all__ = ["VENDORS", "Vendor"]

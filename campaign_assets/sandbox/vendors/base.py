@@ -92,6 +92,8 @@ class ErrorStyle(ABC):
 def authenticate(request: Request) -> AuthOutcome:
     """Any bearer token is accepted unless it contains ``revoked``; the token itself is never kept."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if request.headers.get("ttd-auth"):  # The Trade Desk's own header carries the token itself
+        scheme, token = "bearer", request.headers["ttd-auth"]
     if scheme.lower() != "bearer" or not token.strip():
         return "missing"
     return "revoked" if "revoked" in token else "ok"

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import Response
 
-from campaign_assets.logic.engagement import social_stats
+from campaign_assets.logic.delivery import buffer_statistics
 from campaign_assets.sandbox.state import AuthOutcome, StoredObject
 from campaign_assets.sandbox.vendors.base import (
     ApiError,
@@ -95,8 +95,11 @@ def _pending(call: Call, profile_id: str) -> list[dict[str, Any]]:
 
 
 def _view(update: dict[str, Any]) -> dict[str, Any]:
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    return update | {"statistics": social_stats(update["id"], day)}
+    """The update with its lifetime ``statistics`` so far: the delivery model's
+    (``logic/delivery.buffer_statistics``) from its due day through today."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    posted = dt.datetime.fromtimestamp(int(update["due_at"]), dt.timezone.utc).date()
+    return update | {"statistics": buffer_statistics(update["id"], update.get("profile_service") or "", posted, today)}
 
 
 def create_update(call: Call) -> Response:

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from campaign_assets.logic.engagement import EMAIL_FIELDS, email_stats
+from campaign_assets.logic.delivery import EMAIL_STAT_KEYS, email_day_stats, email_list_size
 from campaign_assets.sandbox.state import AuthOutcome, StoredObject
 from campaign_assets.sandbox.vendors.base import (
     ApiError,
@@ -191,13 +191,48 @@ def unschedule_single_send(call: Call) -> Response:
     )
 
 
+def _date_param(call: Call, name: str, default: dt.date) -> dt.date:
+    raw = call.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be YYYY-MM-DD", code=name) from None
+
+
 def single_send_stats(call: Call) -> Response:
+    """``aggregated_by=day``: one result per day from ``start_date`` to ``end_date`` (``aggregation``
+    the date); else one ``total`` result over that range. The numbers are the delivery model's
+    (``logic/delivery.email_day_stats``) for the send's first list, zeros until it is triggered."""
     send = _find(call)
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    today = dt.datetime.now(dt.timezone.utc).date()
     triggered = send.data["status"] == "triggered"
-    stats = email_stats(send.id, day) if triggered else dict.fromkeys(EMAIL_FIELDS, 0)
-    result = {"id": send.id, "ab_variation": "all", "ab_phase": "all", "aggregation": "total", "stats": stats}
-    return json_response({"results": [result], "_metadata": {"self": str(call.request.url), "count": 1}})
+    send_day = _parse_send_at(send.data["send_at"]).date() if triggered else today
+    start = _date_param(call, "start_date", send_day)
+    end = _date_param(call, "end_date", today)
+    by = call.query.get("aggregated_by")
+    if by not in (None, "day", "total"):
+        raise ApiError(400, "aggregated_by must be day or total", code="aggregated_by")
+    if end < start:
+        raise ApiError(400, "end_date must not be before start_date", code="end_date")
+    list_ids = send.data["send_to"]["list_ids"] or [""]
+    size = email_list_size(list_ids[0])
+
+    def on(day: dt.date) -> dict[str, int]:
+        return email_day_stats(send.id, size, send_day, day) if triggered else dict.fromkeys(EMAIL_STAT_KEYS, 0)
+
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    base = {"id": send.id, "ab_variation": "all", "ab_phase": "all"}
+    if by == "day":
+        results = [base | {"aggregation": d.isoformat(), "stats": on(d)} for d in days]
+    else:
+        totals = dict.fromkeys(EMAIL_STAT_KEYS, 0)
+        for d in days:
+            for key, value in on(d).items():
+                totals[key] += value
+        results = [base | {"aggregation": "total", "stats": totals}]
+    return json_response({"results": results, "_metadata": {"self": str(call.request.url), "count": len(results)}})
 
 
 SENDGRID = Vendor(
