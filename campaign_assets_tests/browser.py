@@ -19,6 +19,7 @@ import dagster as dg
 import yaml
 
 from campaign_assets.definitions import build_defs
+from campaign_assets_tests.support.dagster import campaign_graph
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/lib/chromium/chromium", "google-chrome")
 MOBILE = {"width": 375, "height": 812}
@@ -68,7 +69,7 @@ def build_landing_pages(env: dict[str, str], campaign_ids: list[str]) -> dict[st
     pages = {}
     for campaign_id in campaign_ids:
         result = dg.materialize(
-            list(defs.assets),
+            campaign_graph(defs),
             partition_key=campaign_id,
             resources=dict(defs.resources),
             instance=instance,

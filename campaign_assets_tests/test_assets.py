@@ -19,6 +19,7 @@ from campaign_assets.services.canva import CanvaResource, LocalCanva
 from campaign_assets.spec import load_spec
 
 from .conftest import SEED
+from campaign_assets_tests.support.dagster import campaign_graph
 
 ASSETS = [
     "campaign_spec", "campaign_brief", "media_plan", "project_tasks", "creatives",
@@ -203,7 +204,7 @@ def test_a_spec_with_no_file_fails_the_spec_step_and_calls_nothing(project: dict
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("campaigns", ["ghost-campaign"])
     result = dg.materialize(
-        list(defs.assets), partition_key="ghost-campaign", resources=defs.resources, instance=instance, raise_on_error=False
+        campaign_graph(defs), partition_key="ghost-campaign", resources=defs.resources, instance=instance, raise_on_error=False
     )
     assert not result.success
     assert not list(Path(project["WORKSPACE_DIR"]).rglob("*.md"))

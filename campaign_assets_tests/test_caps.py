@@ -47,7 +47,8 @@ def test_profiles_cover_every_service_and_pool() -> None:
 def test_seed_profile_keeps_the_seed_figures() -> None:
     assert dict(SEED_PROFILE.caps) == {"llm": 8, "docs": 3, "sheets": 3, "asana": 5, "images": 2, "canva": 2,
                                        "amazon_dsp": 4, "trade_desk": 4, "dv360": 4, "slack": 1,
-                                       "email": 4, "social": 2, "pages": 1}
+                                       "email": 4, "social": 2, "pages": 1,
+                                       "amazon_reporting": 2, "ttd_reporting": 2, "dv360_reporting": 2}
     assert dict(SEED_PROFILE.pools) == {"llm": 16, "sheets": 6, "asana": 10, "images": 8, "dsp": 6, "email": 4, "social": 2, "pages": 1}
     assert SEED_PROFILE.slot_key("llm") == ("llm", 8) and SEED_PROFILE.shared_slots("images") is None
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from campaign_assets.definitions import build_defs
 
 from .conftest import PROJECT, SEED
+from campaign_assets_tests.support.dagster import campaign_graph
 
 
 def test_materialize_with_dagster_storage_and_ledger_on_postgres(
@@ -29,7 +30,7 @@ def test_materialize_with_dagster_storage_and_ledger_on_postgres(
         instance.add_dynamic_partitions("campaigns", [SEED])
         defs = build_defs(env)
         for _ in range(2):
-            result = dg.materialize(list(defs.assets), partition_key=SEED, resources=defs.resources, instance=instance)
+            result = dg.materialize(campaign_graph(defs), partition_key=SEED, resources=defs.resources, instance=instance)
             assert result.success
         runs = instance.get_runs()
         assert len(runs) == 2

@@ -28,6 +28,7 @@ from campaign_assets.sandbox.server import SandboxServer, service_env
 from campaign_assets.spec import load_spec
 
 from .conftest import EXAMPLES, PROJECT, SEED
+from campaign_assets_tests.support.dagster import campaign_graph
 
 ET = dg.DagsterEventType
 FAST = {"HTTP_BACKOFF_S": "0.01", "HTTP_MAX_ATTEMPTS": "8", "CANVA_POLL_INTERVAL_S": "0.02"}
@@ -175,7 +176,7 @@ def test_item_lines_and_http_retries_reach_the_runs_event_log_redacted(
     defs = build_defs(env)
     with dg.instance_for_test(overrides={"python_logs": python_logs()}) as instance:
         instance.add_dynamic_partitions("campaigns", [SEED])
-        result = dg.materialize(list(defs.assets), partition_key=SEED, resources=defs.resources, instance=instance)
+        result = dg.materialize(campaign_graph(defs), partition_key=SEED, resources=defs.resources, instance=instance)
         assert result.success
         messages = [e.user_message for e in instance.all_logs(result.run_id) if e.dagster_event is None]
     creatives = [parse_line(m) for m in messages if m.startswith("items: creatives ")]

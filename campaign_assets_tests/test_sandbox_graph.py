@@ -22,6 +22,7 @@ from campaign_assets_tests.support.in_flight import max_concurrency, vendor_of
 from campaign_assets_tests.support.sandbox import objects_by_marker
 
 from .conftest import SEED
+from campaign_assets_tests.support.dagster import campaign_graph
 
 FAST = {"HTTP_BACKOFF_S": "0.01", "HTTP_MAX_ATTEMPTS": "8", "CANVA_POLL_INTERVAL_S": "0.02"}
 
@@ -86,7 +87,7 @@ def materialize(env: dict[str, str]) -> dg.ExecuteInProcessResult:
     defs = build_defs(env)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("campaigns", [SEED])
-    return dg.materialize(list(defs.assets), partition_key=SEED, resources=defs.resources, instance=instance)
+    return dg.materialize(campaign_graph(defs), partition_key=SEED, resources=defs.resources, instance=instance)
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:

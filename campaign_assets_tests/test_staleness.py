@@ -23,6 +23,7 @@ from campaign_assets.ledger import vault_folder
 from campaign_assets.logic.prompts import brief_request, content_request, headline, research_request
 
 from .conftest import EXAMPLES, SEED
+from campaign_assets_tests.support.dagster import campaign_graph
 
 SPEC_ASSETS = ["campaign_spec", *SPEC_SECTIONS]
 
@@ -41,7 +42,7 @@ def test_changing_only_the_creative_sizes_stales_only_what_reads_them(project: d
     defs = build_defs(project)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("campaigns", [SEED])
-    assets = list(defs.assets)
+    assets = campaign_graph(defs)
     dg.materialize(assets, partition_key=SEED, resources=defs.resources, instance=instance)
     assert stale(instance, defs) == set()
 

@@ -82,3 +82,11 @@ def graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> di
     if body.get("errors"):
         raise RuntimeError(body["errors"])
     return body["data"]
+
+
+def campaign_graph(defs: Any) -> list[Any]:
+    """The assets partitioned by campaign: what a campaign's run materializes
+    (``campaign_performance``, campaign x day, runs on its own)."""
+    from campaign_assets.defs.campaign.common import campaigns_partitions
+
+    return [a for a in defs.assets if getattr(a, "partitions_def", None) == campaigns_partitions]
