@@ -188,3 +188,17 @@ def test_build_release_without_distribution_sends_nothing() -> None:
     s = load_spec(EXAMPLES / "holiday-retail-push.yaml")
     r = build_release(s, pieces(), "x", None, files(), pd.DataFrame())
     assert (r.emails, r.posts, r.files, r.spend) == ((), (), (), ())
+
+
+def test_links_to_the_brand_site_lead_to_the_tracked_landing_page() -> None:
+    r = release(pieces=pieces("More at https://acme.example/webinars/spring and https://other.example/x."))
+    email = r.emails[0]
+    assert "https://acme.example/webinars/spring" not in email.text and "utm_source=email" in email.text
+    assert all("acme.example" not in p.text for p in r.posts)
+    reasons = [f.reason for f in link_findings(r)]
+    assert reasons and all("other.example" in reason for reason in reasons)  # a third party stays flagged
+
+
+def test_local_file_landing_pages_are_links_too() -> None:
+    r = release(landing="file:///tmp/ws/acme/spring-webinar-series/site/webinars/spring/")
+    assert link_findings(r) == []

@@ -50,7 +50,8 @@ VOICE_PASS_SCORE = 7  # out of 10: below it, the brand-voice check warns
 DEFAULT_SEND_HOUR_UTC = 15
 DEFAULT_POST_HOUR_UTC = 16
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
-_URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
+# Links as a reader sees them: web links, and the file links of the local backends' pages.
+_URL = re.compile(r"(?:https?|file)://[^\s<>\"')\]]+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,28 @@ def _paragraphs(markdown: str) -> list[str]:
     return out
 
 
+def _host(url: str | None) -> str:
+    return urlsplit(url or "").netloc.lower()
+
+
+def retarget_links(text: str, brand_website: str | None, tracked: str) -> str:
+    """Links to the brand's own site (the page the campaign lives under) lead
+    to the tracked landing page instead; links anywhere else stay, and the
+    link check flags them."""
+    host = _host(brand_website)
+    if not host or not tracked:
+        return text
+    return _URL.sub(lambda m: tracked if _host(m.group(0)) == host else m.group(0), text)
+
+
+def strip_brand_links(text: str, brand_website: str | None) -> str:
+    """A post's text without links to the brand's own site (the post ends with the tracked link)."""
+    host = _host(brand_website)
+    if not host:
+        return text
+    return " ".join(_URL.sub(lambda m: "" if _host(m.group(0)) == host else m.group(0), text).split())
+
+
 def fit_post(text: str, link: str, limit: int) -> str:
     """``text`` then the link, cut at a word boundary (with an ellipsis) so the
     whole post fits ``limit`` characters."""
@@ -222,7 +245,7 @@ def build_release(
         start = _at(dist.email.send_at, spec.flight.start, DEFAULT_SEND_HOUR_UTC)
         for i, piece in enumerate(p for p in pieces if p["content_type"] == "email"):
             tracked = tracked_url(link, spec.id, "email", "email", piece["key"]) if link else ""
-            body = _body_without_title(piece["body"])
+            body = retarget_links(_body_without_title(piece["body"]), spec.brand.website, tracked)
             title = first_line_title(piece["body"], piece["title"])
             emails.append(
                 EmailOut(
@@ -248,7 +271,9 @@ def build_release(
                         piece_key=piece["key"],
                         profile_id=profile.id,
                         network=profile.network,
-                        text=fit_post(paragraphs[0], tracked, SOCIAL_LIMITS[profile.network]),
+                        text=fit_post(
+                            strip_brand_links(paragraphs[0], spec.brand.website), tracked, SOCIAL_LIMITS[profile.network]
+                        ),
                         scheduled_at=_iso(start + dt.timedelta(hours=n)),
                     )
                 )
