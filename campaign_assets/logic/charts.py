@@ -115,7 +115,7 @@ def spend_chart(plan: pd.DataFrame, performance: pd.DataFrame, day: dt.date, cur
             per_day = per_day[[d <= day for d in per_day.index]]
             ax.plot(
                 list(per_day.index), (per_day.cumsum() / 100).tolist(),
-                linewidth=2.5, color=palette[channel], label=f"{channel} spent",
+                linewidth=2.5, marker="o", markersize=4, color=palette[channel], label=f"{channel} spent",  # a lone day shows too
             )
     if daily.empty:
         _empty(ax)
