@@ -147,7 +147,10 @@ def logs(root: Path) -> str:
 
 def test_backfill_over_grpc_postgres_and_s3(topology: dict[str, Any]) -> None:
     url, ids, instance = topology["url"], topology["ids"], topology["instance"]
-    keys = [n["assetKey"] for n in gql(url, "{ assetNodes { assetKey { path } } }")["assetNodes"]]
+    # The campaign graph (campaign_job's assets): campaign_performance, campaign x day, would
+    # widen the backfill to every day of each campaign.
+    nodes = gql(url, "{ assetNodes { assetKey { path } jobNames } }")["assetNodes"]
+    keys = [n["assetKey"] for n in nodes if "campaign_job" in n["jobNames"]]
     launched = gql(url, LAUNCH, {"params": {"assetSelection": keys, "partitionNames": ids}})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
