@@ -104,14 +104,19 @@ def run_dagster(campaign: str) -> dict[str, Any]:
 
     from campaign_assets.runs import apply_pool_limits
     from campaign_assets.definitions import campaign_job_def
+    from campaign_assets.defs.campaign.jobs import drafting_selection
     from campaign_assets.launch import QUIET
 
     instance = dg.DagsterInstance.get()
     apply_pool_limits(instance)
     instance.add_dynamic_partitions("campaigns", [campaign])
+    # As `campaign-assets launch` runs it: the seed spec has no review sections, so
+    # its run is the drafting graph (no review, approval or distribution steps).
+    selection = drafting_selection(campaign_job_def())
     started = time.time()
     with dg.execute_job(
-        dg.reconstructable(campaign_job_def), instance=instance, run_config=QUIET, tags={"dagster/partition": campaign}
+        dg.reconstructable(campaign_job_def), instance=instance, run_config=QUIET, tags={"dagster/partition": campaign},
+        asset_selection=selection,
     ) as result:
         wall = time.time() - started
         run_id, success = result.run_id, result.success
@@ -140,12 +145,25 @@ def step_timings(instance: Any, run_id: str) -> dict[str, Any]:
         step = op_of[key]
         deps.setdefault(step, set()).update(op_of[p] for p in graph.get(key).parent_keys if op_of[p] != step)
     overhead = {}
+    # Where a step's start goes: waiting for the executor (slots, pools) until its
+    # worker is asked for, the worker process starting (fork, job reconstruction),
+    # resource set-up, and the rest (instance, events) until STEP_START.
+    phases: dict[str, list[float]] = {"queue": [], "worker": [], "resources": [], "rest": []}
     for step, parents in deps.items():
         if ("STEP_START", step) not in at:
             continue
         ready = max([at[("STEP_SUCCESS", p)] for p in parents if ("STEP_SUCCESS", p) in at] or [run_start])
         overhead[step] = at[("STEP_START", step)] - ready
+        marks = [at.get((kind, step)) for kind in ("STEP_WORKER_STARTING", "STEP_WORKER_STARTED",
+                                                   "RESOURCE_INIT_STARTED", "RESOURCE_INIT_SUCCESS")]
+        if all(m is not None for m in marks):
+            asked, started, init_from, init_to = marks  # type: ignore[misc]
+            phases["queue"].append(max(0.0, asked - ready))
+            phases["worker"].append(started - asked)
+            phases["resources"].append(init_to - init_from)
+            phases["rest"].append(at[("STEP_START", step)] - started - (init_to - init_from))
     return {
+        "step_start_phases_mean_s": {k: round(statistics.mean(v), 3) for k, v in phases.items() if v},
         "run_s": run_end - run_start,
         "step_start_overhead_s": {k: round(v, 3) for k, v in sorted(overhead.items())},
         "step_start_overhead_mean_s": statistics.mean(overhead.values()),
@@ -221,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ideal: {ideal:.1f}s   ratio run/ideal: {ratio:.3f}   speedup over sequential: {speedup:.2f}x")
     print(f"step start overhead: mean {run['step_start_overhead_mean_s']:.2f}s, max "
           f"{run['step_start_overhead_max_s']:.2f}s; per step {run['step_start_overhead_s']}")
+    print(f"step start phases (mean s): {run['step_start_phases_mean_s']}")
     print(f"calls in flight at most: {peaks} (caps {profile.name}: {dict(profile.caps)}, shared "
           f"{ {g: c for g, c in profile.group_caps.items()} }); caps held: {'yes' if not over else over}; "
           f"duplicates: {dupes or 'none'}")
@@ -238,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup": round(speedup, 2),
         "step_start_overhead_mean_s": round(run["step_start_overhead_mean_s"], 3),
         "step_start_overhead_max_s": round(run["step_start_overhead_max_s"], 3),
+        "step_start_phases_mean_s": run["step_start_phases_mean_s"],
         "success": run["success"],
         "duplicates": len(dupes),
         "max_in_flight": peaks,
