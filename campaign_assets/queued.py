@@ -33,6 +33,7 @@ from typing import Any
 import dagster as dg
 
 from campaign_assets.launch import QUIET, CampaignOutcome, outcome_from_events
+from campaign_assets.runs import IN_PROGRESS, other_runs
 from campaign_assets.settings import CAMPAIGN_JOB, DEFAULT_QUEUE_NOTICE_S, PARTITION_TAG, QUEUE_NOTICE_ENV
 
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"  # the daemon that dequeues runs (its heartbeats)
@@ -127,14 +128,18 @@ def daemon_alive(instance: dg.DagsterInstance, now: float | None = None) -> bool
     return beat is not None and (time.time() if now is None else now) - beat.timestamp < HEARTBEAT_FRESH_S
 
 
-def queue_notice(instance: dg.DagsterInstance, queued: Sequence[str], waited_s: float) -> str:
-    """Why ``queued`` (campaigns) are still QUEUED, in one line."""
+def queue_notice(instance: dg.DagsterInstance, queued: Sequence[str], waited_s: float,
+                 now: float | None = None) -> str:
+    """Why ``queued`` (campaigns) are still QUEUED, in one line: no daemon
+    dequeues, or the limits hold them (naming the run of the same campaign
+    they wait behind, one run per campaign at a time)."""
     head = f"{', '.join(queued)}: queued for {waited_s:.0f}s"
-    if not daemon_alive(instance):
+    if not daemon_alive(instance, now):
         return f"{head}: {DAEMON_HINT}"
-    running = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING,
-                                                              dg.DagsterRunStatus.STARTED]))
-    return f"{head}: waiting for room in the run queue ({running} run(s) in progress)"
+    running = instance.get_runs_count(dg.RunsFilter(statuses=IN_PROGRESS))
+    behind = [f"{c} behind run {ahead[0].run_id[:8]}" for c in queued if (ahead := other_runs(instance, c))]
+    return f"{head}: waiting for room in the run queue ({running} run(s) in progress{'; ' if behind else ''}" \
+           f"{', '.join(behind)})"
 
 
 def notice_seconds(env: Mapping[str, str] | None = None) -> float:

@@ -14,14 +14,16 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
+from dagster._daemon.types import DaemonHeartbeat
 
-from campaign_assets.queued import DAEMON_HINT, QUEUE_DAEMON
+from campaign_assets.queued import DAEMON_HINT, HEARTBEAT_FRESH_S, QUEUE_DAEMON, queue_notice, wait_for_runs
 from campaign_assets.runs import LAUNCHER_TAG
 from campaign_assets.settings import PARTITION_TAG, QUEUE_NOTICE_ENV
 from campaign_assets_tests.support.dagster import PROJECT, daemon_args, temp_project
@@ -85,6 +87,28 @@ def test_without_a_daemon_the_launch_says_its_runs_are_queued(
         assert LAUNCHER_TAG not in run.tags  # the daemon's launcher runs it: never swept as a dead launch's run
         assert run.remote_job_origin is not None and run.remote_job_origin.location_name == "campaign_assets"
         assert enqueued(instance, run_id)
+
+    # Waiting on the --no-wait runs here, on a fake clock: the notice once, then the runs end.
+    now, said = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 25:
+            for _, run_id in second:
+                instance.report_run_canceled(instance.get_run_by_id(run_id))
+
+    runs = wait_for_runs(instance, dict(second), notice_s=10, say=said.append, poll_s=5, sleep=sleep,
+                         clock=lambda: now[0])
+    assert {r.status for r in runs.values()} == {dg.DagsterRunStatus.CANCELED}
+    assert said == [f"{', '.join(BOTH)}: queued for 10s: {DAEMON_HINT}"]
+    # A daemon beating: the notice names the run of the same campaign it waits behind.
+    ahead = instance.get_run_by_id(first[0][1])
+    instance.report_dagster_event(dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=ahead.job_name),
+                                  ahead.run_id)
+    instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), QUEUE_DAEMON, "daemon", None))
+    assert queue_notice(instance, [BOTH[0]], 30) == (f"{BOTH[0]}: queued for 30s: waiting for room in the run queue "
+                                                     f"(1 run(s) in progress; {BOTH[0]} behind run {ahead.run_id[:8]})")
+    assert DAEMON_HINT in queue_notice(instance, [BOTH[0]], 30, now=time.time() + HEARTBEAT_FRESH_S + 1)
 
 
 def run_span(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float]:
