@@ -42,7 +42,7 @@ DAEMON_HINT = "is dagster-daemon running? (`make dev` starts it)"
 
 
 class QueueError(Exception):
-    """The code location could not be loaded from the workspace file."""
+    """No run queue on the instance, or no code location in the workspace file."""
 
 
 @contextmanager
@@ -57,6 +57,11 @@ def code_location(instance: dg.DagsterInstance, workspace_file: Path) -> Iterato
         get_workspace_from_cli_opts,
     )
 
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        raise QueueError(f"the instance's run coordinator is {type(instance.run_coordinator).__name__}, not a queue "
+                         "(run_coordinator in $DAGSTER_HOME/dagster.yaml)")
     if not workspace_file.is_file():
         raise QueueError(f"{workspace_file}: no such workspace file (-w PATH)")
     opts = WorkspaceOpts(workspace=[str(workspace_file)])

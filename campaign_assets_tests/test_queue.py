@@ -23,7 +23,9 @@ import pytest
 import yaml
 from dagster._daemon.types import DaemonHeartbeat
 
-from campaign_assets.queued import DAEMON_HINT, HEARTBEAT_FRESH_S, QUEUE_DAEMON, queue_notice, wait_for_runs
+from campaign_assets.queued import (
+    DAEMON_HINT, HEARTBEAT_FRESH_S, QUEUE_DAEMON, QueueError, queue_notice, submit_campaigns, wait_for_runs,
+)
 from campaign_assets.runs import LAUNCHER_TAG
 from campaign_assets.settings import PARTITION_TAG, QUEUE_NOTICE_ENV
 from campaign_assets_tests.support.dagster import PROJECT, daemon_args, temp_project
@@ -48,6 +50,14 @@ def instance(project_env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
 
 def enqueued(instance: dg.DagsterInstance, run_id: str) -> bool:
     return bool(instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED))
+
+
+def test_refused_without_a_run_queue_or_a_workspace_file(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    with dg.DagsterInstance.ephemeral() as unqueued, pytest.raises(QueueError, match="not a queue"):
+        submit_campaigns(unqueued, PROJECT / "workspace.yaml", BOTH)
+    with pytest.raises(QueueError, match="no such workspace file"):
+        submit_campaigns(instance, tmp_path / "workspace.yaml", BOTH)
+    assert not instance.get_runs()
 
 
 @pytest.mark.timeout(400)
