@@ -3,7 +3,8 @@
 - ``validate SPEC...``: field-named errors, non-zero exit on any invalid spec;
 - ``launch [SPEC|ID ...]``: validate everything first (nothing happens if one
   spec is invalid), register the campaign partitions, materialize the whole
-  graph with the configured executor, print a per-asset summary;
+  graph with the configured executor, print a per-asset summary; with
+  ``--queue`` the runs go through the instance's run queue (``queued.py``);
 - ``status [ID ...]``: the last run and the ledger's items of each campaign;
   runs left STARTED by a launch that is gone are marked failed here;
 - ``approve ID --by NAME [--note TEXT]`` / ``reject ID --by NAME --note TEXT``:
@@ -28,7 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_DAGSTER_HOME, DEFAULT_WORKSPACE_DIR
+from campaign_assets.settings import (
+    DEFAULT_CAMPAIGNS_DIR, DEFAULT_DAGSTER_HOME, DEFAULT_WORKSPACE_DIR, DEFAULT_WORKSPACE_FILE,
+)
 from campaign_assets.spec import CampaignSpec, SpecError, find_spec_path, load_spec, scan_campaigns
 
 
@@ -143,10 +146,25 @@ def cmd_launch(args: argparse.Namespace) -> int:
     # A campaign without review sections runs exactly the drafting graph.
     drafting = drafting_selection(campaign_job_def())
     selections = {t.spec.id: None if t.spec.reviewed else drafting for t in targets}
-    outcomes = launch_campaigns(
-        instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home,
-        show_progress=os.environ.get("CAMPAIGN_PROGRESS", "on") != "off", selections=selections,
-    )
+    show_progress = os.environ.get("CAMPAIGN_PROGRESS", "on") != "off"
+    if args.queue:  # the instance's run queue and dagster-daemon run them (queued.py)
+        from campaign_assets.queued import QueueError, launch_queued
+
+        try:
+            _, outcomes = launch_queued(instance, Path(args.workspace), ids, selections, show_progress, not args.no_wait)
+        except QueueError as exc:
+            print(f"launch --queue refused: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\nstopped waiting; the runs go on in the queue (campaign-assets status)", file=sys.stderr)
+            return 130
+        if args.no_wait:
+            return 0
+    else:
+        outcomes = launch_campaigns(
+            instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home,
+            show_progress=show_progress, selections=selections,
+        )
     code = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", DEFAULT_WORKSPACE_DIR)))
     print_approvals([t.spec for t in targets if t.spec.reviewed])
     counts = {s: sum(o.status == s for o in outcomes) for s in ("SUCCESS", "PARTIAL", "FAILURE")}
@@ -382,7 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("launch", help="materialize the whole graph of campaigns (all in CAMPAIGNS_DIR by default)")
     p.add_argument("targets", nargs="*", metavar="SPEC|ID")
     p.add_argument("--replace", action="store_true", help="replace a registered spec with the same id")
-    p.add_argument("--parallel", type=int, default=1, help="campaign runs at once (default 1)")
+    p.add_argument("--parallel", type=int, default=1, help="campaign runs at once (default 1; not with --queue)")
+    p.add_argument("--queue", action="store_true",
+                   help="submit the runs to the instance's run queue (dagster-daemon runs them within its limits)")
+    p.add_argument("-w", "--workspace", default=DEFAULT_WORKSPACE_FILE, metavar="PATH",
+                   help=f"with --queue: the workspace file the code location is loaded from (default {DEFAULT_WORKSPACE_FILE})")
+    p.add_argument("--no-wait", action="store_true", help="with --queue: print the run ids and exit")
     p.set_defaults(func=cmd_launch)
     p = sub.add_parser("status", help="where each campaign stands: last run, ledger items; sweeps dead runs")
     p.add_argument("campaigns", nargs="*", metavar="ID")

@@ -13,7 +13,7 @@ status of ``campaign-assets launch``:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,14 +76,26 @@ def run_campaign(
         job, instance=instance, run_config=QUIET, tags=tags, raise_on_error=False,
         asset_selection=list(selection) if selection is not None else None,
     ) as result:
-        outcome = CampaignOutcome(campaign, result.run_id, result.success, time.monotonic() - started)
-        for event in result.get_asset_materialization_events():
+        return outcome_from_events(campaign, result.run_id, result.success, time.monotonic() - started, result.all_events)
+
+
+def outcome_from_events(
+    campaign: str, run_id: str, success: bool, seconds: float, events: Iterable[dg.DagsterEvent]
+) -> CampaignOutcome:
+    """A run's outcome from its events, however it ran (in this process, or
+    through the run queue, read back from the instance's event log): items per
+    asset from the materializations' ``items_*`` metadata, the checks'
+    evaluations, the failed steps."""
+    outcome = CampaignOutcome(campaign, run_id, success, seconds)
+    for event in events:
+        if event.is_step_materialization:
             mat = event.materialization
             meta = mat.metadata
             outcome.assets[mat.asset_key.to_user_string()] = {
                 k: int(meta[f"items_{k}"].value) for k in ACTIONS if f"items_{k}" in meta
             }
-        for evaluation in result.get_asset_check_evaluations():
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.asset_check_evaluation_data
             outcome.checks.append(
                 (
                     evaluation.asset_key.to_user_string(),
@@ -92,7 +104,8 @@ def run_campaign(
                     evaluation.severity.value,
                 )
             )
-        outcome.failed_steps = [e.step_key for e in result.get_step_failure_events() if e.step_key]
+        elif event.is_step_failure and event.step_key:
+            outcome.failed_steps.append(event.step_key)
     return outcome
 
 

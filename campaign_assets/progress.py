@@ -23,7 +23,7 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
@@ -266,13 +266,15 @@ class RichRenderer:
 
 class Follower:
     """Follows the runs this process launches for ``campaigns`` (found by the
-    launcher tag and partition, created after the follower started) through
-    their event logs, polled every ``interval`` seconds in a side thread."""
+    launcher tag and partition, created after the follower started), or the
+    runs ``run_ids`` names per campaign (runs submitted to the run queue),
+    through their event logs, polled every ``interval`` seconds in a side thread."""
 
     def __init__(self, instance: dg.DagsterInstance, campaigns: Sequence[str], renderer: Any,
-                 interval: float = 0.5) -> None:
+                 interval: float = 0.5, run_ids: Mapping[str, str] | None = None) -> None:
         self.instance = instance
         self.campaigns = list(campaigns)
+        self.run_ids = dict(run_ids or {})
         self.renderer = renderer
         self.interval = interval
         self.since = time.time() - 1.0
@@ -282,6 +284,8 @@ class Follower:
         self._thread = threading.Thread(target=self._loop, name="campaign-progress", daemon=True)
 
     def _find(self, campaign: str) -> dg.DagsterRun | None:
+        if campaign in self.run_ids:
+            return self.instance.get_run_by_id(self.run_ids[campaign])
         records = self.instance.get_run_records(
             filters=dg.RunsFilter(tags={PARTITION_TAG: campaign, LAUNCHER_TAG: self.token}), limit=1
         )
@@ -329,10 +333,11 @@ class Follower:
 
 
 @contextmanager
-def following(instance: dg.DagsterInstance, campaigns: Sequence[str], out: IO[str] | None = None) -> Iterator[Follower]:
+def following(instance: dg.DagsterInstance, campaigns: Sequence[str], out: IO[str] | None = None,
+              run_ids: Mapping[str, str] | None = None) -> Iterator[Follower]:
     """Show the launch's progress while the body runs: rich on a terminal,
-    plain lines otherwise."""
+    plain lines otherwise (``run_ids``: see ``Follower``)."""
     out = out or sys.stdout
     renderer = RichRenderer(out) if out.isatty() else PlainRenderer(out)
-    with Follower(instance, campaigns, renderer) as follower:
+    with Follower(instance, campaigns, renderer, run_ids=run_ids) as follower:
         yield follower

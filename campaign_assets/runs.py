@@ -3,7 +3,8 @@
 Dagster's run queue keeps one run per campaign at a time for the runs it
 launches (``tag_concurrency_limits`` on ``dagster/partition`` in dagster.yaml).
 ``campaign-assets launch`` executes its runs itself, outside the queue, so it
-takes the same turn here:
+takes the same turn here (``launch --queue`` submits them to the queue
+instead, ``queued.py``: no turn, no launcher tag, nothing to sweep):
 
 - ``instance_lock``: creating a fresh instance and registering partitions is
   serialized between launches on one ``DAGSTER_HOME`` (two launches at once on

@@ -39,6 +39,9 @@ SENSOR_INTERVAL_S = 30  # the spec sensor and the run-failure sensor
 DEFAULT_CAMPAIGNS_DIR = "campaigns"  # CAMPAIGNS_DIR
 DEFAULT_WORKSPACE_DIR = "workspace"  # WORKSPACE_DIR
 DEFAULT_DAGSTER_HOME = ".dagster"  # DAGSTER_HOME
+DEFAULT_WORKSPACE_FILE = "workspace.yaml"  # `launch --queue -w`: where the code location is loaded from
+QUEUE_NOTICE_ENV = "CAMPAIGN_QUEUE_NOTICE_S"  # `launch --queue`: seconds a run may stay QUEUED before the launch says why
+DEFAULT_QUEUE_NOTICE_S = 30.0
 
 CAPS_PROFILE_ENV = "CAMPAIGN_CAPS_PROFILE"  # which CapsProfile a process uses: "vendor" (default) or "seed"
 DEFAULT_CAPS_PROFILE = "vendor"
