@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import posixpath
+import sys
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ def is_url(where: str | os.PathLike[str]) -> bool:
 
 
 def _is_upath(where: object) -> bool:
-    return type(where).__module__.startswith("upath.")
+    upath = sys.modules.get("upath")  # not imported yet: nothing is a UPath
+    return upath is not None and isinstance(where, upath.UPath)
 
 
 def storage_options(base: str, endpoint_url: str | None) -> dict[str, Any]:
