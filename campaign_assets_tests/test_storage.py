@@ -298,3 +298,20 @@ def test_teardown_of_a_url_workspace_deletes_the_campaigns_files_in_the_bucket(
         ledger.dispose()
     assert report.ok and report.counts["deleted"] > 2, report
     assert root.fs.find(remote.path) == []
+
+
+def test_a_spec_launched_from_elsewhere_joins_a_bucket_folder(tmp_path: Path) -> None:
+    from campaign_assets.cli import Target, register_spec
+    from campaign_assets.spec import SpecError
+
+    folder = UPath(f"memory://specs-{uuid.uuid4().hex[:8]}/campaigns")
+    source = EXAMPLES / "q4-product-launch.yaml"
+    home = register_spec(Target(source, load_spec(source)), folder, replace=False)
+    assert str(home) == f"{folder}/q4-product-launch.yaml" and home.read_bytes() == source.read_bytes()
+    assert sorted(scan_folder(folder).specs) == ["q4-product-launch"]
+    changed = tmp_path / "q4-product-launch.yaml"
+    changed.write_text(source.read_text().replace("total: 250000", "total: 300000"))
+    with pytest.raises(SpecError, match="--replace"):
+        register_spec(Target(changed, load_spec(changed)), folder, replace=False)
+    register_spec(Target(changed, load_spec(changed)), folder, replace=True)
+    assert home.read_text() == changed.read_text()
