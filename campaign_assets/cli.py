@@ -20,9 +20,7 @@
 from __future__ import annotations
 
 import argparse
-import filecmp
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +31,7 @@ from campaign_assets.settings import (
     DEFAULT_CAMPAIGNS_DIR, DEFAULT_DAGSTER_HOME, DEFAULT_WORKSPACE_DIR, DEFAULT_WORKSPACE_FILE,
 )
 from campaign_assets.spec import CampaignSpec, SpecError, find_spec_path, load_spec, scan_campaigns
+from campaign_assets.storage import ENDPOINT_ENV, is_url, location, shown
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{name}: ok ({spec.id}: {len(spec.launch_tasks())} tasks, {len(spec.content_matrix())} content pieces, "
                   f"{len(spec.creative_sizes)} creatives)")
     return 1 if bad else 0
+
+
+def specs_folder() -> Path:
+    """CAMPAIGNS_DIR: a folder, or a URL (``s3://bucket/specs``) on AWS_ENDPOINT_URL's S3 when set."""
+    return location(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR), os.environ.get(ENDPOINT_ENV))
+
+
+def workspace_shown(organization: str, campaign: str) -> str:
+    """Where a campaign's artifacts are, for a person: the bucket URL or the local folder."""
+    root = os.environ.get("WORKSPACE_DIR", DEFAULT_WORKSPACE_DIR)
+    return f"{root.rstrip('/')}/{organization}/{campaign}" if is_url(root) else shown(Path(root) / organization / campaign)
 
 
 def resolve_targets(names: Sequence[str], campaigns_dir: Path) -> tuple[list[Target], list[SpecError]]:
@@ -88,14 +98,16 @@ def register_spec(target: Target, campaigns_dir: Path, replace: bool) -> Path:
     registry the asset and the sensor read); a different spec under the same
     id is refused unless ``replace``."""
     home = campaigns_dir / f"{target.spec.id}{target.path.suffix}"
-    if home.resolve() == target.path.resolve():
+    if shown(home) == shown(target.path):
         return home
-    if home.exists() and not filecmp.cmp(home, target.path, shallow=False) and not replace:
+    content = target.path.read_bytes()
+    if home.exists() and home.read_bytes() != content and not replace:
         raise SpecError(
             str(target.path), [("id", f"campaign {target.spec.id!r} already exists as {home}; use --replace")]
         )
-    campaigns_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(target.path, home)
+    if not is_url(campaigns_dir):  # a bucket has no folders to make
+        campaigns_dir.mkdir(parents=True, exist_ok=True)
+    home.write_bytes(content)
     return home
 
 
@@ -115,7 +127,7 @@ def ensure_dagster_home() -> Path:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
+    campaigns_dir = specs_folder()
     targets, errors = resolve_targets(args.targets, campaigns_dir)
     if not targets and not errors:
         errors.append(SpecError(str(campaigns_dir), [("", "no campaign specs found")]))
@@ -165,7 +177,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             instance, dg.reconstructable(campaign_job_def), ids, parallel=args.parallel, home=home,
             show_progress=show_progress, selections=selections,
         )
-    code = print_summary(outcomes, [t.spec for t in targets], Path(os.environ.get("WORKSPACE_DIR", DEFAULT_WORKSPACE_DIR)))
+    code = print_summary(outcomes, [t.spec for t in targets], workspace_shown)
     print_approvals([t.spec for t in targets if t.spec.reviewed])
     counts = {s: sum(o.status == s for o in outcomes) for s in ("SUCCESS", "PARTIAL", "FAILURE")}
     print(f"done in {time.monotonic() - started:.1f}s: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
@@ -227,7 +239,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from campaign_assets.resources import build_resources
     from campaign_assets.status import campaign_status, describe
 
-    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
+    campaigns_dir = specs_folder()
     targets, errors = resolve_targets(args.campaigns, campaigns_dir)
     for exc in errors:
         _print_error(exc)
@@ -256,7 +268,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from campaign_assets.approvals import NoReview
     from campaign_assets.resources import build_resources
 
-    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
+    campaigns_dir = specs_folder()
     targets, errors = resolve_targets([args.campaign], campaigns_dir)
     if errors:
         for exc in errors:
@@ -336,7 +348,7 @@ def cmd_performance(args: argparse.Namespace) -> int:
     refresh, both with ``execute_job`` like a launch (the campaign's turn held), then the pacing."""
     import datetime as dt
 
-    campaigns_dir = Path(os.environ.get("CAMPAIGNS_DIR", DEFAULT_CAMPAIGNS_DIR))
+    campaigns_dir = specs_folder()
     try:
         day = dt.date.fromisoformat(args.date)
         spec = load_spec(find_spec_path(campaigns_dir, args.campaign))

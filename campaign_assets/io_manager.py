@@ -36,22 +36,16 @@ from dagster._core.storage.upath_io_manager import escape_dotdot_segments, escap
 from pydantic import Field
 from upath import UPath
 
+from campaign_assets.storage import ENDPOINT_ENV, storage_options
+
+__all__ = ["ENDPOINT_ENV", "IO_BASE_ENV", "CampaignIOManager", "PickledUPathIOManager", "io_base", "storage_options"]
+
 IO_BASE_ENV = "CAMPAIGN_IO_BASE"
-ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 PICKLE_PROTOCOL = 4  # the default IO manager's: readable by every Python the project supports
 
 
-def storage_options(base: str, endpoint_url: str | None) -> dict[str, Any]:
-    """fsspec options for ``base``: the S3 endpoint for ``s3://`` (and its
-    ``s3a://`` alias), nothing for other protocols (gcsfs and the local
-    filesystem take no endpoint here)."""
-    if endpoint_url and base.split("://", 1)[0] in ("s3", "s3a"):
-        return {"endpoint_url": endpoint_url}
-    return {}
-
-
 def io_base(base: str, endpoint_url: str | None = None) -> UPath:
-    """The base path as a UPath with its storage options."""
+    """The base path as a UPath with its storage options (``storage.location``)."""
     return UPath(base, **storage_options(base, endpoint_url))
 
 

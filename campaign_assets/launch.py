@@ -13,7 +13,7 @@ status of ``campaign-assets launch``:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,8 +136,11 @@ def launch_campaigns(
         return list(pool.map(lambda c: run_campaign(instance, job, c, home, chosen.get(c)), campaigns))
 
 
-def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignSpec], workspace: Path) -> int:
-    """Print each campaign's outcome; returns the exit status (``exit_code``)."""
+def print_summary(
+    outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignSpec], artifacts: Callable[[str, str], str]
+) -> int:
+    """Print each campaign's outcome; returns the exit status (``exit_code``).
+    ``artifacts(organization, campaign)``: where its files are (a folder or a bucket URL)."""
     by_id = {s.id: s for s in specs}
     for o in outcomes:
         detail = f", {o.failed_items} item(s) failed" if o.status == "PARTIAL" else ""
@@ -151,7 +154,7 @@ def print_summary(outcomes: Sequence[CampaignOutcome], specs: Sequence[CampaignS
         print(f"  checks: {len(o.checks) - len(warned)} passed, {len(warned)} failed{': ' + ', '.join(warned) if warned else ''}")
         spec = by_id.get(o.campaign)
         if spec:
-            print(f"  artifacts: {(workspace / spec.organization / spec.id).resolve()}")
+            print(f"  artifacts: {artifacts(spec.organization, spec.id)}")
     return exit_code(outcomes)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from campaign_assets.approvals import Approvals
-from campaign_assets.io_manager import ENDPOINT_ENV, IO_BASE_ENV, CampaignIOManager
+from campaign_assets.io_manager import IO_BASE_ENV, CampaignIOManager
 from campaign_assets.ledger import Ledger
 from campaign_assets.services.asana import AsanaResource
 from campaign_assets.services.buffer import SocialResource
@@ -32,18 +33,90 @@ from campaign_assets.services.sheets import SheetsResource
 from campaign_assets.services.slack import SlackResource
 from campaign_assets.services.trade_desk import TradeDeskResource
 from campaign_assets.settings import DEFAULT_CAMPAIGNS_DIR, DEFAULT_WORKSPACE_DIR, caps_profile
+from campaign_assets.storage import ENDPOINT_ENV, Mirror, cache_name, is_url, location, push_all, shown
+
+if TYPE_CHECKING:
+    from upath import UPath
+
+CACHE_ENV = "WORKSPACE_CACHE_DIR"
+
+
+def default_cache_dir() -> str:
+    """Where a URL workspace is mirrored unless WORKSPACE_CACHE_DIR says: the
+    same path on every host, so files named in the ledger (``file:`` URLs of
+    the local backends) resolve on each."""
+    return str(Path(tempfile.gettempdir()) / "campaign-assets-workspace")
 
 
 class WorkspaceResource(dg.ConfigurableResource):
-    """Where specs are read from and where local artifacts land."""
+    """Where specs are read from and where artifacts land: local folders, or
+    URLs (``s3://bucket/prefix``, ``gs://...``).
 
-    campaigns_dir: str = Field(default=DEFAULT_CAMPAIGNS_DIR, description="Folder of campaign spec files.")
-    root: str = Field(default=DEFAULT_WORKSPACE_DIR, description="Artifacts land in ROOT/ORGANIZATION/CAMPAIGN/.")
+    A URL ``root`` is mirrored (``storage.Mirror``): ``campaign_dir`` returns
+    the campaign's folder in the local cache (``cache_dir``, the same path on
+    every host), first pulling what the bucket holds for it, so a step on
+    another host sees what upstream steps wrote; ``teardown_after_execution``
+    uploads the files the step created or changed, and never deletes one.
+    A local ``root`` is used as it is.
+    """
+
+    campaigns_dir: str = Field(default=DEFAULT_CAMPAIGNS_DIR, description="Folder or URL of campaign spec files.")
+    root: str = Field(default=DEFAULT_WORKSPACE_DIR, description="Artifacts land in ROOT/ORGANIZATION/CAMPAIGN/ (folder or URL).")
+    cache_dir: str | None = Field(
+        default=None,
+        description=f"Local mirror of a URL root (WORKSPACE_CACHE_DIR; default {default_cache_dir()}).",
+    )
+    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint for s3:// URLs (AWS_ENDPOINT_URL).")
+
+    _mirrors: dict[tuple[str, str], Mirror] = PrivateAttr(default_factory=dict)
+
+    @property
+    def mirrored(self) -> bool:
+        return is_url(self.root)
+
+    def specs_folder(self) -> Path | UPath:
+        """``campaigns_dir`` as a path: a local folder or a bucket prefix."""
+        return location(self.campaigns_dir, self.endpoint_url)
+
+    def remote_dir(self, organization: str, campaign: str) -> UPath:
+        return location(self.root, self.endpoint_url) / organization / campaign
+
+    def cache_folder(self, organization: str, campaign: str) -> Path:
+        """The campaign's folder in the local cache of a URL root."""
+        return Path(self.cache_dir or default_cache_dir()).resolve() / cache_name(self.root) / organization / campaign
 
     def campaign_dir(self, organization: str, campaign: str) -> Path:
-        path = Path(self.root).resolve() / organization / campaign
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        if not self.mirrored:
+            path = Path(self.root).resolve() / organization / campaign
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        key = (organization, campaign)
+        if key not in self._mirrors:  # pulled once per step process
+            self._mirrors[key] = Mirror.pull(self.remote_dir(organization, campaign), self.cache_folder(organization, campaign))
+        return self._mirrors[key].local
+
+    def shown(self, path: Path | UPath) -> str:
+        """Where a person finds ``path``: its URL in the bucket for a file of
+        the cache, else the local path (or the URL it is)."""
+        if is_url(path):
+            return str(path)
+        for (organization, campaign), mirror in self._mirrors.items():
+            try:
+                rel = Path(path).resolve().relative_to(mirror.local)
+            except ValueError:
+                continue
+            return str(self.remote_dir(organization, campaign) / rel.as_posix()) if rel.parts else str(mirror.remote)
+        return shown(path)
+
+    def push(self, prune: bool = False) -> list[str]:
+        """Upload what changed in the mirrored campaigns (``prune``: and delete
+        remotely what was deleted locally; only the teardown asks)."""
+        return push_all(self._mirrors.values(), prune)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        uploaded = self.push()
+        if uploaded and context.log is not None:
+            context.log.info(f"workspace: uploaded {len(uploaded)} file(s) to {self.root}")
 
 
 class LedgerResource(dg.ConfigurableResource):
@@ -182,7 +255,11 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         resources[key] = cls(**{k: v for k, v in fields.items() if v is not None})
     # Paths are not secrets: plain values, so a test or a second code
     # location can point at its own folders.
-    workspace = {k: env[v] for k, v in (("campaigns_dir", "CAMPAIGNS_DIR"), ("root", "WORKSPACE_DIR")) if env.get(v)}
+    # A URL (s3://...) for either: specs and artifacts in a bucket (storage.py).
+    names = (("campaigns_dir", "CAMPAIGNS_DIR"), ("root", "WORKSPACE_DIR"), ("cache_dir", CACHE_ENV))
+    workspace: dict[str, Any] = {k: env[v] for k, v in names if env.get(v)}
+    if env.get(ENDPOINT_ENV):
+        workspace["endpoint_url"] = dg.EnvVar(ENDPOINT_ENV)
     resources["workspace"] = WorkspaceResource(**workspace)
     resources["ledger"] = ledger
     # The research fetcher's SSRF allowlist (tests only): an EnvVar, resolved at run time.
@@ -197,6 +274,17 @@ def _ledger_fields(env: Mapping[str, str]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if env.get("CAMPAIGN_LEDGER_URL"):
         fields["url"] = dg.EnvVar("CAMPAIGN_LEDGER_URL")
-    if env.get("WORKSPACE_DIR"):
-        fields["sqlite_path"] = str(Path(env["WORKSPACE_DIR"]) / "ledger.sqlite")
+    workspace = env.get("WORKSPACE_DIR")
+    if workspace and is_url(workspace):
+        # The ledger is what makes side effects happen once. A bucket
+        # workspace means several hosts or disposable containers; a SQLite
+        # file in a host's cache would split or lose that record. So it must
+        # be named: Postgres, or a SQLite file the operator chose.
+        if not env.get("CAMPAIGN_LEDGER_URL"):
+            raise ValueError(
+                f"WORKSPACE_DIR is a URL ({workspace}): set CAMPAIGN_LEDGER_URL (Postgres for several hosts, "
+                "or sqlite:////a/lasting/path/ledger.sqlite for one); the ledger never goes to the bucket or the cache"
+            )
+    elif workspace:
+        fields["sqlite_path"] = str(Path(workspace) / "ledger.sqlite")
     return fields

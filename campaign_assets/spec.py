@@ -3,7 +3,8 @@
 The pydantic model is the contract. ``load_spec`` turns a file into a
 ``CampaignSpec`` or raises ``SpecError`` whose message names the file, the
 field path and the reason. Nothing here touches the network or the disk
-beyond reading the file.
+beyond reading the file. A file or folder is a local path or a URL
+(``s3://bucket/prefix``: ``storage.location``), so specs can live in a bucket.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import (
@@ -25,6 +26,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from campaign_assets.storage import fresh, location, read_all
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -397,10 +403,21 @@ def parse_spec(text: str, source: str = "<spec>") -> CampaignSpec:
         raise SpecError(source, list(dict.fromkeys(errors))) from None
 
 
-def load_spec(path: str | Path) -> CampaignSpec:
-    path = Path(path)
+def load_spec(path: str | Path | UPath) -> CampaignSpec:
+    path = fresh(location(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        data: bytes | Exception = path.read_bytes()
+    except OSError as exc:
+        data = exc
+    return spec_from_bytes(path, data)
+
+
+def spec_from_bytes(path: Path | UPath, data: bytes | Exception) -> CampaignSpec:
+    """The spec in a file's bytes (or the error reading them), named by its path."""
+    try:
+        if isinstance(data, Exception):
+            raise data
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), [("", f"cannot read file: {exc}")]) from None
     spec = parse_spec(text, str(path))
@@ -440,28 +457,29 @@ SPEC_SECTIONS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class SpecFile:
-    path: Path
+    path: Path | UPath
     spec: CampaignSpec | None
     error: SpecError | None
 
 
-def scan_campaigns(folder: str | Path) -> list[SpecFile]:
-    """Every spec file in the folder, valid or not, sorted by name."""
-    folder = Path(folder)
+def scan_campaigns(folder: str | Path | UPath) -> list[SpecFile]:
+    """Every spec file in the folder (local or a bucket prefix), valid or not, sorted by name."""
+    folder = fresh(location(folder))
     if not folder.is_dir():
         return []
     found = []
-    for path in sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()):
+    paths = sorted((p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()), key=lambda p: p.name)
+    for path, data in zip(paths, read_all(paths)):
         try:
-            found.append(SpecFile(path, load_spec(path), None))
+            found.append(SpecFile(path, spec_from_bytes(path, data), None))
         except SpecError as exc:
             found.append(SpecFile(path, None, exc))
     return found
 
 
-def find_spec_path(folder: str | Path, campaign_id: str) -> Path:
+def find_spec_path(folder: str | Path | UPath, campaign_id: str) -> Path | UPath:
     for suffix in SPEC_SUFFIXES:
-        path = Path(folder) / f"{campaign_id}{suffix}"
+        path = fresh(location(folder) / f"{campaign_id}{suffix}")
         if path.is_file():
             return path
     raise FileNotFoundError(f"no spec for campaign {campaign_id!r} in {folder}")

@@ -171,7 +171,7 @@ def plan_teardown(organization: str | None, campaign: str, rows: Iterable[Ledger
 
 
 def resolve_organization(
-    campaign: str, ledger: Ledger, campaigns_dir: str | os.PathLike[str], explicit: str | None = None
+    campaign: str, ledger: Ledger, campaigns_dir: str | os.PathLike[str] | Any, explicit: str | None = None
 ) -> str | None:
     """The tenant of a campaign: given, else the spec's, else the only one the
     ledger knows (``None`` when the ledger has nothing for the campaign)."""
@@ -195,7 +195,11 @@ def is_torn_down(ledger: Ledger, organization: str, campaign: str) -> bool:
 
 
 def campaign_folder(workspace: WorkspaceResource, organization: str, campaign: str) -> Path:
-    """Where the campaign's local artifacts live (without creating it)."""
+    """Where the campaign's local artifacts live (without creating a local
+    root's folder). A URL root's campaign is pulled into the cache first, so
+    the teardown sees (and deletes) what any host made."""
+    if workspace.mirrored:
+        return workspace.campaign_dir(organization, campaign)
     return Path(workspace.root).resolve() / organization / campaign
 
 
@@ -298,7 +302,10 @@ def teardown_campaign(
     if plan.organization is None:
         return TeardownReport(None, campaign)
     folder = campaign_folder(workspace, plan.organization, campaign)
-    return asyncio.run(execute_plan(plan, ledger, services, folder))
+    report = asyncio.run(execute_plan(plan, ledger, services, folder))
+    if workspace.mirrored:
+        workspace.push(prune=True)  # the files it deleted go from the bucket too
+    return report
 
 
 def build_plan(
@@ -306,7 +313,7 @@ def build_plan(
 ) -> TeardownPlan:
     if not re.fullmatch(CAMPAIGN_ID_PATTERN, campaign):
         raise ValueError(f"{campaign!r} is not a campaign id")
-    org = resolve_organization(campaign, ledger, workspace.campaigns_dir, organization)
+    org = resolve_organization(campaign, ledger, workspace.specs_folder(), organization)
     rows = ledger.campaign_rows(org, campaign) if org else []
     return plan_teardown(org, campaign, rows)
 

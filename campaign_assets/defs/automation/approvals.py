@@ -40,7 +40,7 @@ def record_decision(
     context: dg.OpExecutionContext, config: DecisionConfig, ledger: LedgerResource, workspace: WorkspaceResource
 ) -> None:
     try:
-        spec = load_spec(find_spec_path(workspace.campaigns_dir, config.campaign))
+        spec = load_spec(find_spec_path(workspace.specs_folder(), config.campaign))
     except (SpecError, FileNotFoundError) as exc:
         raise dg.Failure(description=f"no usable spec for campaign {config.campaign!r}: {exc}") from None
     decision = "approved" if config.decision == "approve" else "rejected"

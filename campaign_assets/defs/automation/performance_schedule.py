@@ -66,7 +66,7 @@ def performance_schedule(
 ) -> Sequence[dg.RunRequest] | dg.SkipReason:
     when = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
     day = when.date() - dt.timedelta(days=1)
-    live = {cid: spec for cid, spec in scan_folder(workspace.campaigns_dir).specs.items() if live_on(spec, day)}
+    live = {cid: spec for cid, spec in scan_folder(workspace.specs_folder()).specs.items() if live_on(spec, day)}
     if not live:
         return dg.SkipReason(f"no campaign was live on {day}")
     store = ledger.open()

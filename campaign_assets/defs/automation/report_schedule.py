@@ -70,7 +70,7 @@ def report_refresh_schedule(
 ) -> Sequence[dg.RunRequest] | dg.SkipReason:
     when = context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)
     day = when.date()
-    scan = scan_folder(workspace.campaigns_dir)
+    scan = scan_folder(workspace.specs_folder())
     live = {cid: spec for cid, spec in scan.specs.items() if live_on(spec, day)}
     if not live:
         return dg.SkipReason(f"no campaign is live on {day}")

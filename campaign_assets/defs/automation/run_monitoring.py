@@ -45,7 +45,7 @@ def notify_run_failure(
 ) -> ItemReport:
     """Post one Slack message per failed run, exactly once (a ledger item keyed
     by the run id under the campaign's tenant; the local backend writes a file)."""
-    spec = scan_folder(workspace.campaigns_dir).specs.get(campaign or "")
+    spec = scan_folder(workspace.specs_folder()).specs.get(campaign or "")
     organization = spec.organization if spec else "_unknown"
     scope = Scope(organization, campaign or "_none", "run_failures")
     text = failure_message(run_id, job, campaign, error)

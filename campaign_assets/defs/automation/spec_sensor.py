@@ -1,7 +1,9 @@
 """The spec-folder sensor (DESIGN.md §7), and the pure decision it wraps.
 
-``campaign_specs_sensor`` watches ``CAMPAIGNS_DIR``. Its cursor maps each
-campaign id to the hash of its last seen spec (and a revision counter), so
+``campaign_specs_sensor`` watches ``CAMPAIGNS_DIR`` (a folder, or a bucket
+prefix such as ``s3://bucket/specs``). Its cursor maps each campaign id to
+the hash of its last seen spec (of the validated content, not a file time, so
+a bucket reads the same as a folder) and a revision counter, so
 "new", "changed" and "unchanged" need no run history. A new spec adds its
 ``campaigns`` partition and requests a ``campaign_job`` run; a changed spec
 requests a run; an unchanged one nothing. Invalid files are logged, kept in
@@ -15,7 +17,7 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 
@@ -23,6 +25,9 @@ from campaign_assets.defs.campaign.common import campaigns_partitions
 from campaign_assets.resources import WorkspaceResource
 from campaign_assets.settings import CAMPAIGN_JOB, PARTITIONS, SENSOR_INTERVAL_S, SPEC_HASH_TAG, TRIGGER_TAG
 from campaign_assets.spec import CampaignSpec, scan_campaigns, spec_hash
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 SPEC_ASSET = dg.AssetKey("campaign_spec")
 DATA_VERSION_TAG = "dagster/data_version"
@@ -39,7 +44,7 @@ class FolderScan:
     invalid: Mapping[str, str]  # file name -> error
 
 
-def scan_folder(folder: str | Path) -> FolderScan:
+def scan_folder(folder: "str | Path | UPath") -> FolderScan:
     specs: dict[str, CampaignSpec] = {}
     files: dict[str, str] = {}
     invalid: dict[str, str] = {}
@@ -210,7 +215,7 @@ def sensor_result(
     "spec runs it again; unchanged specs do nothing. Invalid files are reported in the tick and skipped.",
 )
 def campaign_specs_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
-    scan = scan_folder(workspace.campaigns_dir)
+    scan = scan_folder(workspace.specs_folder())
     previous = SensorCursor.from_json(context.cursor)
     existing = context.instance.get_dynamic_partitions(PARTITIONS)  # the one partitions query of the tick
     plan = plan_sensor_tick(scan, previous, existing, materialized_spec_hashes(context.instance))

@@ -144,7 +144,7 @@ def campaign_review(
         asset_key="campaign_review",
         checks=checks,
         fingerprint=release.fingerprint,
-        review_packet=dg.MetadataValue.path(str(result.packet)),
+        review_packet=dg.MetadataValue.path(workspace.shown(result.packet)),
         landing_url=url(release.landing_url),
         reviewers=", ".join(result.round.reviewers) or "—",
         requested_at=result.round.requested_at.isoformat(),

@@ -73,7 +73,7 @@ _SECTION_USE = {
     internal_asset_deps={name: {dg.AssetKey("campaign_spec")} for name in SPEC_SECTIONS},
 )
 def campaign_spec(context: dg.AssetExecutionContext, workspace: WorkspaceResource):
-    path = find_spec_path(workspace.campaigns_dir, context.partition_key)
+    path = find_spec_path(workspace.specs_folder(), context.partition_key)
     spec = load_spec(path)
     digest = spec_hash(spec)
     yield dg.MaterializeResult(
@@ -81,7 +81,7 @@ def campaign_spec(context: dg.AssetExecutionContext, workspace: WorkspaceResourc
         value=spec,
         data_version=dg.DataVersion(digest),
         metadata={
-            "path": dg.MetadataValue.path(str(path.resolve())),
+            "path": dg.MetadataValue.path(workspace.shown(path)),
             "spec_hash": digest,
             "organization": spec.organization,
             "flight": f"{spec.flight.start} → {spec.flight.end}",
@@ -313,7 +313,7 @@ def landing_page(
     path = wf.build_landing_page(spec, campaign_brief, creatives, out)
     return dg.MaterializeResult(
         value={"path": str(path), "url": path.as_uri()},
-        metadata={"page": dg.MetadataValue.path(str(path)), "creatives": len(creatives)},
+        metadata={"page": dg.MetadataValue.path(workspace.shown(path)), "creatives": len(creatives)},
     )
 
 

@@ -151,7 +151,7 @@ def campaign_performance(
         "days_to_date": analysis.days_to_date,
         "pacing": dg.MetadataValue.md(wf.pacing_markdown(analysis.pacing, currency)),
         "charts": dg.MetadataValue.md(charts or "(no charts)"),
-        **{f"chart/{name}": dg.MetadataValue.path(str(path)) for name, path in analysis.charts.items()},
+        **{f"chart/{name}": dg.MetadataValue.path(workspace.shown(path)) for name, path in analysis.charts.items()},
         **{f"objects/{source}": n for source, n in fetched.sources.items()},
         "spend_cents": int(fetched.rows["spend_cents"].sum()) if not fetched.rows.empty else 0,
         "clicks": int(fetched.rows["clicks"].sum()) if not fetched.rows.empty else 0,
