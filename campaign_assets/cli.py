@@ -152,6 +152,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     home = ensure_dagster_home()
     ids = [t.spec.id for t in targets]
+    from campaign_assets.runs import open_instance
+
     instance = open_instance(home, ids)
     print(f"DAGSTER_HOME={home}; launching {len(ids)} campaign(s): {', '.join(ids)}")
     started = time.monotonic()
@@ -184,53 +186,6 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return code
 
 
-def open_instance(home: Path, campaigns: Sequence[str] = ()):
-    """The instance of DAGSTER_HOME, its pool limits applied and ``campaigns``
-    registered as partitions; safe when several launches start at once on a
-    fresh DAGSTER_HOME (they take turns), and beside the sensor (which may
-    register the same partition at the same moment). Runs of dead launches
-    are swept first."""
-    import dagster as dg
-
-    from campaign_assets.runs import apply_pool_limits, instance_lock, sweep_dead_runs
-    from campaign_assets.settings import PARTITIONS
-
-    with instance_lock(home):
-        instance = dg.DagsterInstance.get()
-        apply_pool_limits(instance)
-        for campaign in campaigns:
-            if not instance.has_dynamic_partition(PARTITIONS, campaign):
-                try:
-                    instance.add_dynamic_partitions(PARTITIONS, [campaign])
-                except Exception:  # the sensor registered it between the check and the insert
-                    if not instance.has_dynamic_partition(PARTITIONS, campaign):
-                        raise
-        swept = sweep_dead_runs(instance)
-        for dead in swept:
-            print(f"run {dead.run_id[:8]} of {dead.campaign or '?'} was left STARTED by a launch that is gone "
-                  f"({dead.launcher}): marked failed, its pool slots freed")
-        if swept:
-            freed = free_dead_service_slots()
-            if freed:
-                print(f"{freed} vendor call slot(s) held by its processes freed")
-    return instance
-
-
-def free_dead_service_slots() -> int:
-    """The slot board's slots held by processes of this host that are gone."""
-    import dagster as dg
-
-    from campaign_assets.resources import build_resources
-    from campaign_assets.services.slots import SlotBoard
-
-    with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
-        board = SlotBoard(resources.ledger.resolved_url())
-        try:
-            return board.free_dead_holders()
-        finally:
-            board.dispose()
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
@@ -244,6 +199,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for exc in errors:
         _print_error(exc)
     home = ensure_dagster_home()
+    from campaign_assets.runs import open_instance
+
     instance = open_instance(home)
     with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
         ledger, approvals = resources.ledger.open(), resources.ledger.approvals()
@@ -371,6 +328,8 @@ def cmd_performance(args: argparse.Namespace) -> int:
     from campaign_assets.settings import PARTITION_TAG
 
     home = ensure_dagster_home()
+    from campaign_assets.runs import open_instance
+
     instance = open_instance(home, [spec.id])
     key = partition_key(spec.id, day)
     tags = {PARTITION_TAG: str(key), LAUNCHER_TAG: launcher_token(),

@@ -18,6 +18,8 @@ instead, ``queued.py``: no turn, no launcher tag, nothing to sweep):
   and keeps its pool slots. Each such run carries the launching process in
   ``LAUNCHER_TAG``; the next launch, ``campaign-assets status`` and the
   ``dead_cli_runs_sensor`` mark it failed and free its pool slots at once;
+- ``open_instance``: the instance a launch uses, under ``instance_lock``: pool
+  limits applied, partitions registered, dead launches swept;
 - ``apply_pool_limits``: Dagster keeps per-pool limits (steps per service
   across runs) in the instance, not in dagster.yaml (which only holds
   ``default_limit``), so ``campaign-assets launch`` and ``pools`` write
@@ -43,7 +45,7 @@ from pathlib import Path
 import dagster as dg
 
 from campaign_assets.core.claims import owner_is_dead, parse_token
-from campaign_assets.settings import PARTITION_TAG, caps_profile
+from campaign_assets.settings import PARTITION_TAG, PARTITIONS, caps_profile
 
 LAUNCHER_TAG = "campaign_assets/launcher"  # host:pid of the launch executing the run
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -169,3 +171,43 @@ def campaign_turn(
                     say(f"{campaign}: waiting for run {run.run_id[:8]} ({run.job_name}, {run.status.value}) to finish")
             sleep(poll_s)
         yield
+
+
+def open_instance(home: Path, campaigns: Sequence[str] = ()) -> dg.DagsterInstance:
+    """The instance of DAGSTER_HOME, its pool limits applied and ``campaigns``
+    registered as partitions; safe when several launches start at once on a
+    fresh DAGSTER_HOME (they take turns), and beside the sensor (which may
+    register the same partition at the same moment). Runs of dead launches
+    are swept first."""
+    with instance_lock(home):
+        instance = dg.DagsterInstance.get()
+        apply_pool_limits(instance)
+        for campaign in campaigns:
+            if not instance.has_dynamic_partition(PARTITIONS, campaign):
+                try:
+                    instance.add_dynamic_partitions(PARTITIONS, [campaign])
+                except Exception:  # the sensor registered it between the check and the insert
+                    if not instance.has_dynamic_partition(PARTITIONS, campaign):
+                        raise
+        swept = sweep_dead_runs(instance)
+        for dead in swept:
+            print(f"run {dead.run_id[:8]} of {dead.campaign or '?'} was left STARTED by a launch that is gone "
+                  f"({dead.launcher}): marked failed, its pool slots freed")
+        if swept:
+            freed = free_dead_service_slots()
+            if freed:
+                print(f"{freed} vendor call slot(s) held by its processes freed")
+    return instance
+
+
+def free_dead_service_slots() -> int:
+    """The slot board's slots held by processes of this host that are gone."""
+    from campaign_assets.resources import build_resources
+    from campaign_assets.services.slots import SlotBoard
+
+    with dg.build_resources({"ledger": build_resources(os.environ)["ledger"]}) as resources:
+        board = SlotBoard(resources.ledger.resolved_url())
+        try:
+            return board.free_dead_holders()
+        finally:
+            board.dispose()
