@@ -5,7 +5,8 @@ Dagster's storage and the ledger in one fresh Postgres database; the code
 location in its own gRPC server (``dagster code-server start``);
 dagster-webserver and dagster-daemon loading it through a workspace.yaml with
 ``grpc_server`` (the DefaultRunLauncher then starts every run through that
-server); asset values on moto's S3 (``CAMPAIGN_IO_BASE=s3://...``); every
+server); asset values and artifacts on moto's S3 (``CAMPAIGN_IO_BASE`` and
+``WORKSPACE_DIR`` at ``s3://...``); every
 vendor served by the sandbox. One asset backfill over a few campaigns is
 launched over GraphQL, as the UI does. Then every run succeeded, the sandbox
 holds no duplicate object, the values are in the bucket, and a
@@ -103,7 +104,9 @@ def topology(tmp_path: Path, pg_url: str) -> Iterator[dict[str, Any]]:
             "CAMPAIGN_LEDGER_URL": pg_url,
             "CAMPAIGN_IO_BASE": f"s3://{BUCKET}/io",
             "CAMPAIGNS_DIR": str(campaigns),
-            "WORKSPACE_DIR": str(tmp_path / "artifacts"),
+            # Artifacts in the bucket too, mirrored through each host's cache (storage.py).
+            "WORKSPACE_DIR": f"s3://{BUCKET}/workspace",
+            "WORKSPACE_CACHE_DIR": str(tmp_path / "cache"),
         }
         old = dict(os.environ)
         os.environ.update(env)  # this process reads the same instance
@@ -172,6 +175,11 @@ def test_backfill_over_grpc_postgres_and_s3(topology: dict[str, Any]) -> None:
     for cid in ids:
         for asset in UPSTREAM | {"summary_report"}:
             assert f"io/{asset}/{cid}" in keys_in_bucket, (asset, cid)
+    # ...and every campaign's artifacts: the landing page and the creatives.
+    for cid in ids:
+        artifacts = topology["s3"].keys(BUCKET, f"workspace/acme/{cid}/")
+        assert f"workspace/acme/{cid}/landing_page.html" in artifacts, artifacts
+        assert any(key.endswith(".png") for key in artifacts), artifacts
 
     # The daily refresh: one run of report_refresh_job that loads upstream values other runs wrote.
     client = DagsterGraphQLClient(HOST, port_number=topology["port"])
