@@ -160,7 +160,8 @@ def wait_for_runs(
     QUEUED ``notice_s`` seconds on, say why (``queue_notice``)."""
     started, told = clock(), False
     while True:
-        runs = {c: instance.get_run_by_id(r) for c, r in run_ids.items()}
+        by_id = {run.run_id: run for run in instance.get_runs(filters=dg.RunsFilter(run_ids=list(run_ids.values())))}
+        runs = {c: by_id.get(r) for c, r in run_ids.items()}
         if all(run is not None and run.is_finished for run in runs.values()):
             return runs  # type: ignore[return-value]
         queued = [c for c, run in runs.items() if run is not None and run.status == dg.DagsterRunStatus.QUEUED]
