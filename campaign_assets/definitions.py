@@ -8,30 +8,23 @@ CLI's reconstructable ``campaign_job_def``).
 
 from __future__ import annotations
 
-import pkgutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
-from campaign_assets import defs as defs_package
+from campaign_assets.executor import threaded_executor
 from campaign_assets.resources import build_resources
 from campaign_assets.settings import CAMPAIGN_JOB, PERFORMANCE_JOB, REPORT_REFRESH_JOB, SERVICE_TAG
 
-# Every module of the code location: the forkserver imports them once, so a
-# step process starts with them (and workflows, services, pandas...) in memory
-# instead of importing them again (seconds per step).
-PRELOAD = [__name__, *(m.name for m in pkgutil.walk_packages(defs_package.__path__, f"{defs_package.__name__}."))]
-
-# I/O-bound steps: far more steps than cores can wait on vendors at once.
-# forkserver with the code location preloaded keeps the per-step start cheap;
-# steps that call the same service never run side by side within a run
-# (across runs, pools and the slot board hold the caps).
-executor = dg.multiprocess_executor.configured(
+# I/O-bound steps: far more steps than cores can wait on vendors at once, so
+# steps run as threads of the run worker (campaign_assets.executor: no step
+# process to start); steps that call the same service never run side by side
+# within a run (across runs, pools and the slot board hold the caps).
+executor = threaded_executor.configured(
     {
         "max_concurrent": 16,
-        "start_method": {"forkserver": {"preload_modules": PRELOAD}},
         "tag_concurrency_limits": [
             {"key": SERVICE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
         ],
