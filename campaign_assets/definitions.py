@@ -22,14 +22,16 @@ from campaign_assets.settings import CAMPAIGN_JOB, PERFORMANCE_JOB, REPORT_REFRE
 # steps run as threads of the run worker (campaign_assets.executor: no step
 # process to start); steps that call the same service never run side by side
 # within a run (across runs, pools and the slot board hold the caps).
-executor = threaded_executor.configured(
-    {
-        "max_concurrent": 16,
-        "tag_concurrency_limits": [
-            {"key": SERVICE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
-        ],
-    }
-)
+EXECUTOR_CONFIG = {
+    "max_concurrent": 16,
+    "tag_concurrency_limits": [
+        {"key": SERVICE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+    ],
+}
+executor = threaded_executor.configured(EXECUTOR_CONFIG)
+# `campaign-assets launch` runs its runs in its own process, whose stdout is the
+# user's terminal (the live progress): not captured there.
+terminal_executor = threaded_executor.configured({**EXECUTOR_CONFIG, "capture_logs": False}, name="threads_in_terminal")
 
 
 PROJECT = Path(__file__).parent
@@ -70,7 +72,7 @@ def campaign_job_def() -> dg.JobDefinition:
     with warnings.catch_warnings():  # the folder loader's own module loader is in preview
         warnings.simplefilter("ignore", dg.PreviewWarning)
         parts = [tree.build_defs(path) for path in ("campaign", "resources.py")]
-    return dg.Definitions.merge(*parts, dg.Definitions(executor=executor)).resolve_job_def(CAMPAIGN_JOB)
+    return dg.Definitions.merge(*parts, dg.Definitions(executor=terminal_executor)).resolve_job_def(CAMPAIGN_JOB)
 
 
 
@@ -79,7 +81,7 @@ def _folder_job(name: str, *paths: str) -> dg.JobDefinition:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         parts = [tree.build_defs(path) for path in (*paths, "resources.py")]
-    return dg.Definitions.merge(*parts, dg.Definitions(executor=executor)).resolve_job_def(name)
+    return dg.Definitions.merge(*parts, dg.Definitions(executor=terminal_executor)).resolve_job_def(name)
 
 
 def performance_job_def() -> dg.JobDefinition:

@@ -19,11 +19,17 @@ step sees exactly what it would see in its own process. The differences:
 
 - stdout and stderr are captured once for the run (as the in-process executor
   does), because capture redirects the process's file descriptors, which
-  threads share;
+  threads share; ``capture_logs: false`` leaves them alone, for a run worker
+  that is a terminal's own process (``campaign-assets launch`` draws its
+  progress there);
 - a step cannot be killed: when the run is terminated, steps in flight are
   abandoned with the process (their ledger claims and service slots name this
   pid, so the next claimant on this host frees them at once, as after a
-  crash; see README "Bounds after a crash").
+  crash; see README "Bounds after a crash");
+- Dagster attaches each computing step's handler to the managed python
+  loggers (``campaign_assets.http``, ``campaign_assets.items``), which are
+  per process: a line one of them logs while two steps compute is stored once,
+  in the run's log, but may be shown under the other step.
 
 Dagster tracks a threaded executor as a feature request
 (dagster-io/dagster#4041); this one builds on the 1.13 internals that the
@@ -168,8 +174,10 @@ class ThreadedExecutor(Executor):
         retries: RetryMode,
         max_concurrent: int,
         tag_concurrency_limits: list[dict[str, Any]] | None = None,
+        capture_logs: bool = True,
     ) -> None:
         self._retries = retries
+        self._capture_logs = capture_logs
         self._max_concurrent = max_concurrent
         self._tag_concurrency_limits = list(tag_concurrency_limits or [])
 
@@ -197,9 +205,11 @@ class ThreadedExecutor(Executor):
         attempts = itertools.count()
         stopping = False
         with ExitStack() as stack:
-            log_key = instance.compute_log_manager.build_log_key_for_run(plan_context.run_id, create_compute_log_file_key())
-            log_context = stack.enter_context(instance.compute_log_manager.capture_logs(log_key))
-            yield DagsterEvent.capture_logs(plan_context, step_keys, log_key, log_context)
+            if self._capture_logs:
+                manager = instance.compute_log_manager
+                log_key = manager.build_log_key_for_run(plan_context.run_id, create_compute_log_file_key())
+                log_context = stack.enter_context(manager.capture_logs(log_key))
+                yield DagsterEvent.capture_logs(plan_context, step_keys, log_key, log_context)
             concurrency = stack.enter_context(InstanceConcurrencyContext(instance, plan_context.dagster_run))
             active = stack.enter_context(
                 ActiveExecution(
@@ -301,6 +311,9 @@ class ThreadedExecutor(Executor):
         "max_concurrent": dg.Field(int, default_value=16, description="Steps in flight at once within a run."),
         "tag_concurrency_limits": dg.Field(list, is_required=False, description="As the multiprocess executor's."),
         "retries": get_retries_config(),
+        "capture_logs": dg.Field(
+            bool, default_value=True, description="Capture stdout and stderr for the run's logs in the UI."
+        ),
     },
 )
 def threaded_executor(init_context: InitExecutorContext) -> ThreadedExecutor:
@@ -310,4 +323,5 @@ def threaded_executor(init_context: InitExecutorContext) -> ThreadedExecutor:
         retries=RetryMode.from_config(config["retries"]),  # type: ignore[arg-type]
         max_concurrent=config["max_concurrent"],
         tag_concurrency_limits=config.get("tag_concurrency_limits"),
+        capture_logs=config["capture_logs"],
     )

@@ -119,7 +119,7 @@ def launch_campaigns(
     selections: Mapping[str, Sequence[dg.AssetKey] | None] | None = None,
 ) -> list[CampaignOutcome]:
     """One run per campaign; ``parallel`` runs at once (each run's steps run
-    side by side under the multiprocess executor). With ``home`` each run
+    side by side as threads: ``campaign_assets.executor``). With ``home`` each run
     first takes its campaign's turn (``runs.campaign_turn``). With
     ``show_progress`` a side thread follows the runs' event logs and shows
     their progress on stdout (``campaign_assets.progress``). ``selections``:

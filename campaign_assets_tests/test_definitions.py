@@ -152,12 +152,14 @@ def test_every_job_sensor_and_schedule_is_described() -> None:
 
 
 def test_the_launch_job_is_the_code_location_job() -> None:
-    """``campaign_job_def`` (every step of a CLI launch) builds only the
-    campaign domain; the job must be the very one the code location serves."""
-    from campaign_assets.definitions import campaign_job_def
+    """``campaign_job_def`` (a CLI launch) builds only the campaign domain;
+    the job must be the one the code location serves, run by the same
+    executor but for the capture of stdout (the launch's terminal)."""
+    from campaign_assets.definitions import campaign_job_def, executor, terminal_executor
 
     served = build_defs().resolve_job_def(CAMPAIGN_JOB)
     launched = campaign_job_def()
-    assert launched.get_job_snapshot_id() == served.get_job_snapshot_id()
-    assert launched.executor_def is served.executor_def
+    assert sorted(op.name for op in launched.graph.node_defs) == sorted(op.name for op in served.graph.node_defs)
+    assert launched.asset_layer.asset_graph.toposorted_asset_keys == served.asset_layer.asset_graph.toposorted_asset_keys
+    assert (launched.executor_def, served.executor_def) == (terminal_executor, executor)
     assert sorted(launched.resource_defs) == sorted(served.resource_defs)
