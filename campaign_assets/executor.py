@@ -14,8 +14,9 @@ Everything else is Dagster's own machinery, as the multiprocess executor uses
 it: ``ActiveExecution`` orders the steps and holds ``max_concurrent``, the
 ``tag_concurrency_limits``, ``dagster/priority`` and retries;
 ``InstanceConcurrencyContext`` claims the pools' slots across runs; each step
-runs through ``execute_plan_iterator`` on its own instance and resources, so a
-step sees exactly what it would see in its own process. The differences:
+runs through ``execute_plan_iterator`` with its own resources (and one
+instance the step threads share), so a step sees what it would see in its own
+process. The differences:
 
 - stdout and stderr are captured once for the run (as the in-process executor
   does), because capture redirects the process's file descriptors, which
@@ -65,7 +66,6 @@ from dagster._core.execution.plan.state import KnownExecutionState
 from dagster._core.execution.retries import RetryMode, get_retries_config
 from dagster._core.executor.base import Executor
 from dagster._core.executor.init import InitExecutorContext
-from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes import ConfigurableClassData
 from dagster._utils.error import SerializableErrorInfo, serializable_error_info_from_exc_info
@@ -133,33 +133,33 @@ def _run_step(
     recon_job: ReconstructableJob,
     dagster_run: DagsterRun,
     run_config: Mapping[str, object],
-    instance_ref: InstanceRef,
+    instance: dg.DagsterInstance,
     retries: RetryMode,
     known_state: KnownExecutionState,
     repository_load_data: Any,
 ) -> None:
-    """Execute one step as its own (single-step) plan, as a step process does."""
+    """Execute one step as its own (single-step) plan, as a step process does,
+    on the step threads' shared instance."""
     try:
-        with dg.DagsterInstance.from_ref(instance_ref) as instance:
-            started = DagsterEvent.step_worker_started(
-                create_context_free_log_manager(instance, dagster_run),
-                dagster_run.job_name,
-                message=f'Executing step "{key}" in a thread of the run worker.',
-                metadata={"pid": dg.MetadataValue.text(str(os.getpid()))},
-                step_key=key,
-            )
-            inbox.put((attempt, started))
-            plan = create_execution_plan(
-                job=recon_job,
-                run_config=run_config,
-                step_keys_to_execute=[key],
-                known_state=known_state,
-                repository_load_data=repository_load_data,
-            )
-            for event in execute_plan_iterator(
-                plan, recon_job, dagster_run, run_config=run_config, retry_mode=retries.for_inner_plan(), instance=instance
-            ):
-                inbox.put((attempt, event))
+        started = DagsterEvent.step_worker_started(
+            create_context_free_log_manager(instance, dagster_run),
+            dagster_run.job_name,
+            message=f'Executing step "{key}" in a thread of the run worker.',
+            metadata={"pid": dg.MetadataValue.text(str(os.getpid()))},
+            step_key=key,
+        )
+        inbox.put((attempt, started))
+        plan = create_execution_plan(
+            job=recon_job,
+            run_config=run_config,
+            step_keys_to_execute=[key],
+            known_state=known_state,
+            repository_load_data=repository_load_data,
+        )
+        for event in execute_plan_iterator(
+            plan, recon_job, dagster_run, run_config=run_config, retry_mode=retries.for_inner_plan(), instance=instance
+        ):
+            inbox.put((attempt, event))
     except BaseException:  # a thread must report whatever ends it
         inbox.put((attempt, _Crash(key, serializable_error_info_from_exc_info(sys.exc_info()))))
     finally:
@@ -210,6 +210,9 @@ class ThreadedExecutor(Executor):
                 log_key = manager.build_log_key_for_run(plan_context.run_id, create_compute_log_file_key())
                 log_context = stack.enter_context(manager.capture_logs(log_key))
                 yield DagsterEvent.capture_logs(plan_context, step_keys, log_key, log_context)
+            # One instance for every step thread (storage engines are thread-safe): building
+            # one per step cost a tenth of a second of each step's start.
+            step_instance = stack.enter_context(dg.DagsterInstance.from_ref(step_ref))
             concurrency = stack.enter_context(InstanceConcurrencyContext(instance, plan_context.dagster_run))
             active = stack.enter_context(
                 ActiveExecution(
@@ -244,7 +247,7 @@ class ThreadedExecutor(Executor):
                             "recon_job": job,
                             "dagster_run": plan_context.dagster_run,
                             "run_config": plan_context.run_config,
-                            "instance_ref": step_ref,
+                            "instance": step_instance,
                             "retries": self._retries,
                             "known_state": active.get_known_state(),
                             "repository_load_data": execution_plan.repository_load_data,
