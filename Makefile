@@ -22,9 +22,11 @@ $(DAGSTER_HOME)/dagster.yaml:
 run: $(STAMP)
 	$(BIN)/campaign-assets launch
 
-## test: the whole suite (Postgres-backed tests use 127.0.0.1:5432)
+## test: the whole suite (Postgres-backed tests use 127.0.0.1:5432), three test
+## files at a time (most tests wait on daemons and vendors, not on the CPU; a
+## file's module fixtures stay in one worker), slowest tests listed at the end
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile --durations=15
 
 ## check-defs: `dg check defs`, failing on any warning about our code (.ci/check-defs)
 check-defs: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
