@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ from campaign_assets_tests.support.processes import start_in_group, stop_groups,
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+INIT_INSTANCE = "import os, dagster as dg; dg.DagsterInstance.from_config(os.environ['DAGSTER_HOME']).dispose()"
 
 
 @contextmanager
@@ -62,6 +64,10 @@ def dagster_processes(env: dict[str, str], port: int) -> Iterator[str]:
     """dagster-webserver and dagster-daemon on the project's workspace.yaml,
     stopped by their pids (process groups) whatever happens."""
     full_env = os.environ | env
+    # The instance's storage is created once, before both processes start: on a
+    # fresh DAGSTER_HOME each would create it too, and SQLite's schedule storage
+    # can then be stamped twice ("more than one head") under a loaded machine.
+    subprocess.run([sys.executable, "-c", INIT_INSTANCE], env=full_env, check=True)
     procs = [
         start_in_group(webserver_args(port), cwd=PROJECT, env=full_env),
         start_in_group(daemon_args(), cwd=PROJECT, env=full_env),
