@@ -111,7 +111,11 @@ def create_ledger_engine(url: str) -> sa.Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # No pool: a connection is held only while a statement runs, as dagster-postgres
+    # does. Every step has its own ledger engine, and steps run as threads of many
+    # runs at once: pooled idle connections (5 + 10 overflow per engine) exhausted
+    # Postgres's 100 connections in a 10-campaign backfill ("too many clients").
+    return sa.create_engine(url, poolclass=sa.pool.NullPool)
 
 
 def create_tables(engine: sa.Engine, *tables: sa.Table) -> None:
