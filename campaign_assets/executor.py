@@ -110,9 +110,8 @@ _DONE = object()
 
 @dataclass(frozen=True)
 class _Crash:
-    """A step thread raised outside Dagster's own step handling."""
+    """A step thread raised outside Dagster's own step handling (its step: the attempt's)."""
 
-    key: str
     error: SerializableErrorInfo
 
 
@@ -161,7 +160,7 @@ def _run_step(
         ):
             inbox.put((attempt, event))
     except BaseException:  # a thread must report whatever ends it
-        inbox.put((attempt, _Crash(key, serializable_error_info_from_exc_info(sys.exc_info()))))
+        inbox.put((attempt, _Crash(serializable_error_info_from_exc_info(sys.exc_info()))))
     finally:
         inbox.put((attempt, _DONE))
 
@@ -203,7 +202,6 @@ class ThreadedExecutor(Executor):
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         running: dict[int, _Attempt] = {}
         attempts = itertools.count()
-        stopping = False
         with ExitStack() as stack:
             if self._capture_logs:
                 manager = instance.compute_log_manager
@@ -224,8 +222,7 @@ class ThreadedExecutor(Executor):
                 )
             )
             while not active.is_complete or running:
-                if active.check_for_interrupts() and not stopping:
-                    stopping = True
+                if active.check_for_interrupts():
                     active.mark_interrupted()
                     yield DagsterEvent.engine_event(
                         plan_context,
@@ -276,34 +273,30 @@ class ThreadedExecutor(Executor):
                         if all(other.key != key for other in running.values()):  # not retried already
                             active.verify_complete(plan_context, key)
                     elif isinstance(message, _Crash):
-                        yield from self._step_crashed(plan_context, active, message)
+                        yield DagsterEvent.engine_event(
+                            plan_context.for_step(active.get_step_by_key(key)),
+                            f'Threaded executor: the thread of step "{key}" raised',
+                            EngineEventData.engine_error(message.error),
+                        )
+                        yield from self._fail_step(plan_context, active, key, message.error)
                     elif message.event_type != dg.DagsterEventType.LOGS_CAPTURED:  # not stored either
                         yield message
                         active.handle_event(message)
                         if message.is_resource_init_failure:
-                            yield from self._resource_init_failed(plan_context, active, key, message)
+                            error = message.engine_event_data.error
+                            assert isinstance(error, SerializableErrorInfo)
+                            yield from self._fail_step(plan_context, active, key, error)
                 yield from active.plan_events_iterator(plan_context)
 
-    def _step_crashed(self, plan_context: PlanOrchestrationContext, active: ActiveExecution, crash: _Crash) -> Iterator[DagsterEvent]:
-        step_context = plan_context.for_step(active.get_step_by_key(crash.key))
-        yield DagsterEvent.engine_event(
-            step_context,
-            f'Threaded executor: the thread of step "{crash.key}" raised',
-            EngineEventData.engine_error(crash.error),
-        )
-        event = self.log_failure_or_retry_event_after_error(step_context, crash.error, active.get_known_state())
-        active.handle_event(event)
-        yield event
-
-    def _resource_init_failed(
-        self, plan_context: PlanOrchestrationContext, active: ActiveExecution, key: str, event: DagsterEvent
+    def _fail_step(
+        self, plan_context: PlanOrchestrationContext, active: ActiveExecution, key: str, error: SerializableErrorInfo
     ) -> Iterator[DagsterEvent]:
+        """A step that ended outside Dagster's own step handling (its thread raised, or its
+        resources failed to start): a failure, or a retry under its policy."""
         step_context = plan_context.for_step(active.get_step_by_key(key))
-        error = event.engine_event_data.error
-        assert isinstance(error, SerializableErrorInfo)
-        failure = self.log_failure_or_retry_event_after_error(step_context, error, active.get_known_state())
-        yield failure
-        active.handle_event(failure)
+        event = self.log_failure_or_retry_event_after_error(step_context, error, active.get_known_state())
+        yield event
+        active.handle_event(event)
 
 
 @dg.executor(
