@@ -26,12 +26,13 @@ import io
 import math
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 from campaign_assets.logic.performance import (
     ORGANIC_SOURCES,
@@ -54,7 +55,13 @@ CHARTS = {
 }
 
 
+# matplotlib is imported where a chart is drawn, not with this module: it is
+# imported by the definitions, so by every run worker and code server, and
+# matplotlib's import alone was 1.3 of the 2.1 CPU-seconds of loading them.
 def _figure() -> tuple[Figure, Axes]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(SIZE_PX[0] / DPI, SIZE_PX[1] / DPI), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     figure.set_facecolor("white")
@@ -72,11 +79,15 @@ def colours(names: Sequence[str]) -> dict[str, str]:
 
 
 def _money_axis(ax: Axes, currency: str, label: str) -> None:
+    from matplotlib.ticker import FuncFormatter
+
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     ax.set_ylabel(f"{label} ({currency})")
 
 
 def _date_axis(ax: Axes) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
@@ -162,6 +173,8 @@ def clicks_chart(performance: pd.DataFrame, day: dt.date | None = None) -> bytes
         seen = part["seen"].cumsum() if label == "email" else part["seen"]
         rate = [c / s if s else math.nan for c, s in zip(part["clicks"], seen, strict=False)]
         rate_ax.plot(midnight, rate, color=palette[label], marker="o", markersize=3, linewidth=1.5, label=f"{label} CTR")
+    from matplotlib.ticker import PercentFormatter
+
     rate_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=1))
     rate_ax.set_ylabel("CTR (%)")
     rate_ax.set_ylim(bottom=0)
@@ -186,6 +199,8 @@ def funnel_chart(delivered: int, opens: int, clicks: int) -> bytes:
     bars = ax.barh(stages[::-1], counts[::-1], color=["#9467bd", "#1f77b4", "#2ca02c"][::-1])
     ax.bar_label(bars, labels=[f"{n:,} ({n / delivered:.1%})" for n in counts[::-1]], padding=4)
     ax.set_xlim(0, delivered * 1.2)
+    from matplotlib.ticker import FuncFormatter
+
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     return _png(figure)
 
