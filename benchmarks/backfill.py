@@ -1,29 +1,44 @@
-"""Twenty campaigns through one Dagster backfill, against the sandbox's vendor limits.
+"""Campaigns through one Dagster backfill, against the sandbox's vendor limits.
 
-    python -m benchmarks.backfill --campaigns 20 --scale 0.2
-    python -m benchmarks.backfill --campaigns 10,20,50 --storage postgres
+    python -m benchmarks.backfill --campaigns 50 --storage postgres
+    python -m benchmarks.backfill --campaigns 10,20,50 --storage postgres --scale 0.2
 
-Starts the sandbox (vendor limits on), dagster-webserver and dagster-daemon on
-a fresh instance (the project's dagster.yaml: queued runs, pools), registers
-the campaigns, launches ONE asset backfill over all of them through GraphQL
-(as the UI does), waits for it, then reads the sandbox's call log: per vendor,
+Starts the sandbox (vendor limits on) and the deployment's processes on a
+fresh instance (the project's dagster.yaml: queued runs, pools): the code
+location in its own ``dagster code-server start``, dagster-webserver and
+dagster-daemon on a ``grpc_server`` workspace (``--workspace module``: the
+project's workspace.yaml, as ``dagster dev``). Stops the spec sensor (it would
+request a run for every spec written, beside the backfill's), registers the
+campaigns, launches ONE asset backfill over all of them through GraphQL (as
+the UI does), waits for it, then reads the sandbox's call log: per vendor,
 the achieved use of each of its limits (requests per window, or average
 requests in flight over the concurrency cap) across the backfill, failed
-items from the ledger and duplicates in the sandbox. Ends with one JSON line
+items from the ledger and duplicates in the sandbox. Prints each run's life
+(created by the backfill daemon, queued, dequeued, handed to the code server,
+its worker started, two step starts, its end) and ends with one JSON line
 holding bottleneck_utilization, failed_items and duplicates.
+
+``--scale`` (default 1.0) multiplies the sandbox's vendor latencies: 1.0 is
+the vendors' own (DESIGN.md §10), what a deployment waits on. A smaller scale
+shortens the benchmark but not the CPU each run costs, so on a small machine
+the machine, not the vendor, becomes the bottleneck: on two cores a campaign
+costs 25-30 CPU-seconds in all while at 0.2 the bottleneck vendor gets
+through one campaign's calls every 9.6 s at 90 % of its limit (19 CPU-s of
+two cores), so utilization at 0.2 measures the machine.
 
 ``--campaigns`` takes one count or a list (``10,20,50``): one fresh backfill
 (fresh sandbox, instance and ledger) per count, one JSON line each, then a
 table. Each backfill also reports what the runs cost the machine: CPU-seconds
-(user + system) summed over every run process (``dagster api execute_run``
-and its step processes, sampled with psutil every half second, so a process
-that lives less than that is missed, one that ends loses at most its last
-half second) and the peak memory of those processes at once (proportional
-set size, shared pages split, so forked steps are not counted twice), in total and per campaign; the webserver, daemon and code
-servers are reported beside them. ``--storage postgres`` puts Dagster's
-storage and the ledger in a database of their own on 127.0.0.1:5432
-(dagster.postgres.yaml), created before and dropped after; ``--caps`` picks
-the caps profile (``CAMPAIGN_CAPS_PROFILE``; default: the vendors' limits).
+(user + system) summed over every run process (the run workers the code
+server spawns, and their children), sampled with psutil every second, so a
+process that lives less than that is missed, one that ends loses at most its
+last second, and the peak memory of those processes at once (proportional
+set size, shared pages split), in total and per campaign; the webserver,
+daemon and code servers are reported beside them. ``--storage postgres`` puts
+Dagster's storage and the ledger in a database of their own on
+127.0.0.1:5432 (dagster.postgres.yaml), created before and dropped after;
+``--caps`` picks the caps profile (``CAMPAIGN_CAPS_PROFILE``; default: the
+vendors' limits).
 """
 
 from __future__ import annotations
@@ -63,6 +78,33 @@ mutation Launch($params: LaunchBackfillParams!) {
 }
 """
 ASSET_KEYS = """{ assetNodes { assetKey { path } jobNames } }"""
+SENSORS = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { id name sensorState { status } } } } } }
+"""
+STOP_SENSOR = """
+mutation Stop($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+SPEC_SENSOR = "campaign_specs_sensor"
+
+
+def stop_sensor(url: str, name: str) -> None:
+    """Stop a sensor as the UI's toggle does. The spec sensor would otherwise
+    request a campaign_job run for each spec the benchmark writes, beside the
+    backfill's own: twice the runs, queued in front of the backfill's."""
+    sensors = [sensor for repo in graphql(url, SENSORS)["repositoriesOrError"]["nodes"]
+               for sensor in repo["sensors"] if sensor["name"] == name]
+    if not sensors:
+        raise RuntimeError(f"no sensor {name!r} in the workspace")
+    for sensor in sensors:
+        result = graphql(url, STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
+        if result["__typename"] != "StopSensorMutationResult" or result["instigationState"]["status"] != "STOPPED":
+            raise RuntimeError(f"could not stop {name}: {result}")
 
 PG_ADMIN_URL = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -125,26 +167,46 @@ def timeline(state: dict[str, Any], vendor: str, window: tuple[float, float], bi
     return rows
 
 
-def run_spans(instance: Any, runs: list[Any]) -> list[tuple[float, float, dict[str, float]]]:
-    """Per run: start, end and each step's start (epoch seconds), for the timeline."""
+RUN_PHASES = ("RUN_ENQUEUED", "RUN_DEQUEUED", "RUN_STARTING", "RUN_START")
+
+
+@dataclass
+class RunSpan:
+    """One run's life (epoch seconds): created by the backfill daemon, queued,
+    taken off the queue by the run coordinator, handed to the code server,
+    its worker started; and each step's start."""
+
+    created: float
+    phases: dict[str, float]
+    end: float
+    steps: dict[str, float]
+
+    def at(self, phase: str) -> float:
+        return self.phases.get(phase, self.created)
+
+
+def run_spans(instance: Any, runs: list[Any]) -> list[RunSpan]:
+    import dagster as dg
+
     spans = []
-    for run in runs:
+    for record in instance.get_run_records(filters=dg.RunsFilter(run_ids=[r.run_id for r in runs])):
+        phases: dict[str, float] = {}
         steps: dict[str, float] = {}
-        start = end = None
-        for entry in instance.all_logs(run.run_id):
+        end = None
+        for entry in instance.all_logs(record.dagster_run.run_id):
             event = entry.dagster_event
             if event is None:
                 continue
             name = event.event_type.name
-            if name == "RUN_START":
-                start = entry.timestamp
+            if name in RUN_PHASES:
+                phases[name] = entry.timestamp
             elif name in ("RUN_SUCCESS", "RUN_FAILURE"):
                 end = entry.timestamp
             elif name == "STEP_START" and entry.step_key:
                 steps[entry.step_key] = entry.timestamp
-        if start and end:
-            spans.append((start, end, steps))
-    return sorted(spans)
+        if end is not None:
+            spans.append(RunSpan(record.create_timestamp.timestamp(), phases, end, steps))
+    return sorted(spans, key=lambda span: span.created)
 
 
 def failed_items(ledger_url: str) -> int:
@@ -176,7 +238,7 @@ class ProcessMeter:
     the others (webserver, daemon, code servers). A thread, stopped by ``stop``.
     """
 
-    def __init__(self, exclude: list[int], interval_s: float = 0.5) -> None:
+    def __init__(self, exclude: list[int], interval_s: float = 1.0) -> None:
         import psutil
 
         self._psutil = psutil
@@ -297,12 +359,16 @@ def campaign_counts(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--campaigns", type=campaign_counts, default=[20], help="a count, or a list: 10,20,50")
-    parser.add_argument("--scale", type=float, default=0.2)
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each backfill")
+    parser.add_argument("--scale", type=float, default=1.0, help="vendor latency scale (1.0: the vendors' own)")
+    parser.add_argument("--timeout", type=float, default=5400, help="seconds to wait for each backfill")
     parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite",
                         help="Dagster storage and the ledger (postgres: a database of its own on 127.0.0.1:5432)")
     parser.add_argument("--caps", choices=sorted(CAPS_PROFILES), default=DEFAULT_CAPS_PROFILE,
                         help="caps profile of the runs (CAMPAIGN_CAPS_PROFILE)")
+    parser.add_argument("--workspace", choices=("code-server", "module"), default="code-server",
+                        help="code-server: the code location in its own `dagster code-server start`, as deployed "
+                             "(default); module: the project's workspace.yaml, as `dagster dev` (the webserver and "
+                             "the daemon each start their own, and the daemon a fresh one every minute)")
     args = parser.parse_args(argv)
 
     results = [run_backfill(count, args) for count in args.campaigns]
@@ -328,40 +394,43 @@ def run_backfill(count: int, args: argparse.Namespace) -> dict[str, Any]:
             temp_project() as project,
             storage_env(args.storage, Path(project["DAGSTER_HOME"])) as storage,
         ):
-            ids = write_specs(Path(project["CAMPAIGNS_DIR"]), count)
             env = sandbox.env | project | storage | {CAPS_PROFILE_ENV: args.caps}
             os.environ.update(env)
             subprocess.run([sys.executable, "-m", "campaign_assets.cli", "pools"], env=os.environ, check=True,
                            stdout=subprocess.DEVNULL)
             instance = dg.DagsterInstance.get()
-            instance.add_dynamic_partitions("campaigns", ids)
-            with dagster_processes(env, free_port()) as url, ProcessMeter(exclude=[sandbox.process.pid]) as meter:
-                # The campaign graph (campaign_job's assets), as the UI's backfill of a campaign:
-                # campaign_performance (campaign x day) would widen it to every day of each flight.
-                keys = [node["assetKey"] for node in graphql(url, ASSET_KEYS)["assetNodes"]
-                        if "campaign_job" in node["jobNames"]]
-                started = time.time()
-                launched = graphql(url, LAUNCH, {"params": {"assetSelection": keys, "partitionNames": ids}})
-                result = launched["launchPartitionBackfill"]
-                if result["__typename"] != "LaunchBackfillSuccess":
-                    raise RuntimeError(result)
-                backfill_id = result["backfillId"]
-                print(f"backfill {backfill_id}: {len(ids)} campaigns x {len(keys)} assets at scale {args.scale}, "
-                      f"{args.storage} storage, caps {args.caps}", flush=True)
-                while True:
-                    backfill = instance.get_backfill(backfill_id)
-                    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-                    finished = [r for r in runs if r.is_finished]
-                    if backfill.status.value != "REQUESTED" and len(finished) == len(runs):
-                        break
-                    if time.time() - started > args.timeout:
-                        raise TimeoutError(f"backfill not done after {args.timeout}s: {backfill.status}")
-                    time.sleep(2)
-                elapsed = time.time() - started
-                meter.stop()
-                cost = meter.figures(len(ids))
-                succeeded = sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-                spans = run_spans(instance, runs)
+            with dagster_processes(env, free_port(), code_server=args.workspace == "code-server") as url:
+                stop_sensor(url, SPEC_SENSOR)  # before a spec exists: only the backfill runs campaigns
+                ids = write_specs(Path(project["CAMPAIGNS_DIR"]), count)
+                instance.add_dynamic_partitions("campaigns", ids)
+                with ProcessMeter(exclude=[sandbox.process.pid]) as meter:
+                    # The campaign graph (campaign_job's assets), as the UI's backfill of a campaign:
+                    # campaign_performance (campaign x day) would widen it to every day of each flight.
+                    keys = [node["assetKey"] for node in graphql(url, ASSET_KEYS)["assetNodes"]
+                            if "campaign_job" in node["jobNames"]]
+                    started = time.time()
+                    launched = graphql(url, LAUNCH, {"params": {"assetSelection": keys, "partitionNames": ids}})
+                    result = launched["launchPartitionBackfill"]
+                    if result["__typename"] != "LaunchBackfillSuccess":
+                        raise RuntimeError(result)
+                    backfill_id = result["backfillId"]
+                    print(f"backfill {backfill_id}: {len(ids)} campaigns x {len(keys)} assets at scale {args.scale}, "
+                          f"{args.storage} storage, caps {args.caps}, {args.workspace} workspace", flush=True)
+                    while True:
+                        backfill = instance.get_backfill(backfill_id)
+                        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+                        finished = [r for r in runs if r.is_finished]
+                        if backfill.status.value != "REQUESTED" and len(finished) == len(runs):
+                            break
+                        if time.time() - started > args.timeout:
+                            raise TimeoutError(f"backfill not done after {args.timeout}s: {backfill.status}")
+                        time.sleep(2)
+                    elapsed = time.time() - started
+                    meter.stop()
+                    cost = meter.figures(len(ids))
+                    succeeded = sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+                    spans = run_spans(instance, runs)
+                    other_runs = len(instance.get_runs()) - len(runs)  # the sensors' and schedules'
             instance.dispose()
             state = sandbox.state()
             ledger_url = storage.get("CAMPAIGN_LEDGER_URL") or f"sqlite:///{Path(project['WORKSPACE_DIR']) / 'ledger.sqlite'}"
@@ -378,7 +447,7 @@ def run_backfill(count: int, args: argparse.Namespace) -> dict[str, Any]:
         rate_limited[call["vendor"]] += bool(call.get("rate_limited"))
     dupes = duplicates(state)
     print(f"backfill {backfill.status.value}: {succeeded}/{len(runs)} runs succeeded in {elapsed:.1f}s "
-          f"(vendor calls over {window[1] - window[0]:.1f}s)")
+          f"(vendor calls over {window[1] - window[0]:.1f}s); {other_runs} other runs")
     bottleneck = ("", "", 0.0)
     for vendor, rules in sorted(use.items()):
         print(f"  {vendor:14} " + "; ".join(f"{name}: {value:.2f}" for name, value in rules.items())
@@ -386,10 +455,12 @@ def run_backfill(count: int, args: argparse.Namespace) -> dict[str, Any]:
         for name, value in rules.items():
             if value > bottleneck[2]:
                 bottleneck = (vendor, name, value)
-    print("runs (seconds from the first vendor call): start, creatives, summary_report, end")
-    for start, end, steps in spans:
-        marks = [start, steps.get("creatives", start), steps.get("summary_report", end), end]
-        print("  " + "  ".join(f"{t - window[0]:6.1f}" for t in marks))
+    print("runs (seconds from the backfill's launch): created, queued, dequeued, starting, started, "
+          "creatives, summary_report, end")
+    for span in spans:
+        marks = [span.created, *(span.at(phase) for phase in RUN_PHASES),
+                 span.steps.get("creatives", span.at("RUN_START")), span.steps.get("summary_report", span.end), span.end]
+        print("  " + "  ".join(f"{t - started:6.1f}" for t in marks))
     print(f"{bottleneck[0]} requests in flight over the backfill:")
     print("\n".join(timeline(state, bottleneck[0], window)))
     print(f"bottleneck: {bottleneck[0]} {bottleneck[1]} at {bottleneck[2]:.2f} of its limit; "
@@ -404,8 +475,10 @@ def run_backfill(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "storage": args.storage,
         "caps": args.caps,
         "scale": args.scale,
+        "workspace": args.workspace,
         "runs": len(runs),
         "runs_succeeded": succeeded,
+        "other_runs": other_runs,
         "backfill_s": round(elapsed, 1),
         "bottleneck_vendor": bottleneck[0],
         "bottleneck_limit": bottleneck[1],
