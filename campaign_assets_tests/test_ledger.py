@@ -328,3 +328,61 @@ def test_many_processes_creating_a_fresh_ledger_at_once_all_succeed(tmp_path: Pa
              for _ in range(8)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, "\n".join(e[-800:] for e in errors if e)
+
+
+def _backend(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select pg_backend_pid()")).scalar_one()
+
+
+def test_a_process_shares_a_few_postgres_connections_and_a_fork_opens_its_own(pg_url: str) -> None:
+    """Every ledger and slot board of a process (a run worker runs many steps
+    as threads, each with its own) shares one bounded pool on Postgres:
+    statements reuse its connections instead of opening one each, and a
+    forked child does not touch its parent's."""
+    import multiprocessing
+
+    from campaign_assets.core.db import POOL_OVERFLOW, POOL_SIZE
+    from campaign_assets.services.slots import SlotBoard
+
+    stores = [Ledger(pg_url) for _ in range(3)] + [SlotBoard(pg_url) for _ in range(6)]
+    first = {_backend(store.engine) for store in stores for _ in range(3)}
+    assert len(first) == 1  # one after another: the same connection, not 27
+
+    def claims(board: SlotBoard) -> None:
+        for _ in range(20):
+            holder = board.try_claim("asana", 4)
+            if holder is not None:
+                board.release("asana", holder)
+
+    threads = [threading.Thread(target=claims, args=(stores[3 + i % 6],)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    with stores[0].engine.connect() as conn:
+        open_now = conn.execute(
+            sa.text("select count(*) from pg_stat_activity where datname = current_database()")
+        ).scalar_one()
+    assert open_now <= POOL_SIZE + POOL_OVERFLOW  # twelve threads at once, a bounded pool
+
+    for store in stores:
+        store.dispose()
+    assert stores[0].engine is stores[5].engine and _backend(stores[5].engine)  # one engine, usable after dispose
+
+    def parents() -> set[int]:
+        with stores[0].engine.connect() as conn:
+            return set(conn.execute(
+                sa.text("select pid from pg_stat_activity where datname = current_database()")
+            ).scalars())
+
+    before = parents()
+    ctx = multiprocessing.get_context("fork")
+    child_backend = ctx.Queue()
+    child = ctx.Process(target=lambda: child_backend.put(_backend(Ledger(pg_url).engine)))
+    child.start()
+    theirs = child_backend.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0
+    assert theirs not in before  # its own connection, not one of the parent's sockets
+    assert parents() <= before  # and the parent's connections survive the child's exit
