@@ -154,9 +154,9 @@ def test_the_heartbeat_keeps_a_long_calls_slot(url: str) -> None:
     threads: set[str] = set()
     original = board.try_claim
 
-    def try_claim(service: str, cap: int):
+    def try_claim(service: str, cap: int, **kw):
         threads.add(threading.current_thread().name)
-        return original(service, cap)
+        return original(service, cap, **kw)
 
     board.try_claim = try_claim  # type: ignore[method-assign]
 
@@ -190,10 +190,10 @@ def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> 
     gate, claiming = threading.Event(), threading.Event()
     original = board.try_claim
 
-    def slow_claim(service: str, cap: int):
+    def slow_claim(service: str, cap: int, **kw):
         claiming.set()
         gate.wait(30)
-        return original(service, cap)
+        return original(service, cap, **kw)
 
     board.try_claim = slow_claim  # type: ignore[method-assign]
 
@@ -214,3 +214,53 @@ def test_a_slot_claimed_after_its_waiter_was_cancelled_is_released(url: str) -> 
     # Well within the 30 s lease: released, not expired.
     wait_for("the late claim's release", lambda: board.in_use("docs") == 0, timeout=10, interval=0.01)
     board.dispose()
+
+
+def test_one_waiter_per_service_polls_the_database(url: str) -> None:
+    """A step's calls queued at a full cap: only the first of them polls
+    (claims, and now and then looks for dead holders); the rest wait behind
+    it in order, so a saturated vendor does not multiply database work by the
+    calls waiting. Each still gets its slot when the holder lets go."""
+    board, holder_board = SlotBoard(url, poll_s=0.002, max_poll_s=0.005), SlotBoard(url)
+    held = holder_board.try_claim("llm", 1)
+    assert held is not None
+    polling: set[int] = set()  # callers inside a claim at once
+    most = 0
+    claims = 0
+    lock = threading.Lock()
+    original = board.try_claim
+
+    def try_claim(service: str, cap: int, **kw):
+        nonlocal most, claims
+        with lock:
+            polling.add(threading.get_ident())
+            claims += 1
+            most = max(most, len(polling))
+        try:
+            return original(service, cap, **kw)
+        finally:
+            with lock:
+                polling.discard(threading.get_ident())
+
+    board.try_claim = try_claim  # type: ignore[method-assign]
+    order: list[int] = []
+
+    async def scenario() -> None:
+        async def call(i: int) -> None:
+            async with board.hold("llm", 1):
+                order.append(i)
+                await asyncio.sleep(0)
+
+        tasks = [asyncio.create_task(call(i)) for i in range(8)]
+        while claims < 20:  # the first waiter polls the full cap a while
+            await asyncio.sleep(0.005)
+        assert not order
+        holder_board.release("llm", held)
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    assert most == 1  # never two of the waiters polling at once
+    assert order == list(range(8))  # first come, first served
+    assert board.in_use("llm") == 0
+    board.dispose()
+    holder_board.dispose()
