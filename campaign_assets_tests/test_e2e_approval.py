@@ -52,7 +52,7 @@ def test_launch_approve_over_graphql_and_see_distribution_run(monkeypatch: pytes
         for name, value in env.items():  # this process reads the same instance and ledger
             monkeypatch.setenv(name, value)
         port = free_port()
-        with dagster_processes(env | {"CAMPAIGN_PROGRESS": "off"}, port) as url:
+        with dagster_processes(env | {"CAMPAIGN_PROGRESS": "off"}, port, code_server=True) as url:
             instance = dg.DagsterInstance.get()
 
             # The spec sensor registers the campaign and drafts it: review, gate, nothing sent.

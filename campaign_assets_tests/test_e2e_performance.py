@@ -60,7 +60,7 @@ def test_a_date_range_backfill_of_one_campaigns_days(tmp_path: Path, monkeypatch
     with temp_project(specs=[spec]) as env:
         for name, value in env.items():  # this process reads the same instance and ledger
             monkeypatch.setenv(name, value)
-        with dagster_processes(env | {"CAMPAIGN_PROGRESS": "off"}, free_port()) as url:
+        with dagster_processes(env | {"CAMPAIGN_PROGRESS": "off"}, free_port(), code_server=True) as url:
             instance = dg.DagsterInstance.get()
 
             def drafted() -> str | None:
