@@ -68,6 +68,7 @@ import yaml
 from campaign_assets.settings import CAPS_PROFILE_ENV, CAPS_PROFILES, DEFAULT_CAPS_PROFILE
 from campaign_assets_tests.support.dagster import PROJECT, dagster_processes, graphql, temp_project
 from campaign_assets_tests.support.ports import free_port
+from campaign_assets_tests.support.processes import wait_for
 from campaign_assets_tests.support.sandbox import duplicates, sandbox_process
 
 LAUNCH = """
@@ -115,15 +116,16 @@ def stop_sensor(url: str, name: str) -> None:
     # whatever it finds by then (measured: one such tick ran all 50 campaigns
     # beside the backfill). So: no tick in progress, twice, a daemon loop apart.
     quiet = 0
-    deadline = time.monotonic() + 300
-    while quiet < 2:
+
+    def settled() -> bool:
+        nonlocal quiet
         ticks = [tick["status"] for repo in graphql(url, SENSOR_TICKS)["repositoriesOrError"]["nodes"]
                  for sensor in repo["sensors"] if sensor["name"] == name
                  for tick in sensor["sensorState"]["ticks"]]
         quiet = 0 if "STARTED" in ticks else quiet + 1
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} still has a tick in progress after 300 s")
-        time.sleep(5)
+        return quiet >= 2
+
+    wait_for(f"{name}'s tick in progress to end", settled, timeout=300, interval=5)
 
 PG_ADMIN_URL = os.environ.get("CAMPAIGN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -436,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_backfill(count: int, args: argparse.Namespace) -> dict[str, Any]:
     """One backfill of ``count`` campaigns on a fresh sandbox, instance and ledger; its figures."""
     import dagster as dg
+    import psutil
 
     saved = dict(os.environ)
     try:
@@ -453,8 +456,6 @@ def run_backfill(count: int, args: argparse.Namespace) -> dict[str, Any]:
                 stop_sensor(url, SPEC_SENSOR)  # before a spec exists: only the backfill runs campaigns
                 ids = write_specs(Path(project["CAMPAIGNS_DIR"]), count)
                 instance.add_dynamic_partitions("campaigns", ids)
-                import psutil
-
                 cpu_before = psutil.cpu_times()
                 with ProcessMeter(exclude=[sandbox.process.pid]) as meter:
                     # The campaign graph (campaign_job's assets), as the UI's backfill of a campaign:

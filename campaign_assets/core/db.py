@@ -135,7 +135,7 @@ def dispose_ledger_engine(engine: sa.Engine) -> None:
 # its steps as threads, many runs at once. Without a pool (NullPool, as
 # dagster-postgres) every statement opened a connection: Postgres forked a
 # backend per slot claim, lease renewal and ledger write, about 400 a second in
-# a 50-campaign backfill, over half of two cores in system time, and a claim
+# a 50-campaign backfill, over half of two cores in system time, and a statement
 # took 37 ms instead of 0.7 ms on the loaded machine. An engine per step with a
 # pool would keep idle connections per step and run out of Postgres's 100.
 # So the pool is per process: at most POOL_SIZE + POOL_OVERFLOW connections,

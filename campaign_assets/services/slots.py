@@ -77,7 +77,7 @@ class SlotBoard:
         self._ready: set[tuple[str, int]] = set()
         self._held: dict[str, set[str]] = {}  # service -> holder tokens held by this board
         self._beat: asyncio.Task[None] | None = None
-        self._turns: dict[tuple[str, int], asyncio.Lock] = {}  # (service, id of the loop) -> the one poller's turn
+        self._turns: dict[tuple[str, asyncio.AbstractEventLoop], asyncio.Lock] = {}  # (service, loop) -> the one poller's turn
 
     def dispose(self) -> None:
         if self._beat is not None and not self._beat.done():
@@ -257,7 +257,7 @@ class SlotBoard:
 
     def _turn(self, service: str) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
-        return self._turns.setdefault((service, id(loop)), asyncio.Lock())
+        return self._turns.setdefault((service, loop), asyncio.Lock())
 
     async def _wait_for_slot(self, service: str, cap: int) -> str:
         """Poll until a slot is claimed, with a growing, jittered interval; a
@@ -284,8 +284,7 @@ class SlotBoard:
         polling as soon as it has its slot. At a saturated vendor a step has
         up to its cap of calls waiting; each polling on its own made every
         busy step send the database a claim (and a look for dead holders)
-        per call every 0.1 s, which on a 50-campaign backfill was more
-        database work than the runs' own."""
+        per waiting call every 0.1 s."""
         async with self._turn(service):
             holder = await self._wait_for_slot(service, cap)
         self._held.setdefault(service, set()).add(holder)
